@@ -1,0 +1,1 @@
+"""Bot handlers, one module per topic; each exposes register(bot)."""

@@ -1,0 +1,84 @@
+"""handle_event: the worker side of the event path (stored event -> bot -> outbox -> Zalo)."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from rq import Queue, Retry
+from sqlalchemy import update
+
+from jobs.context import JobContext, current_context
+from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages
+from models import EventStatus, WebhookEvent, lock_row, utcnow
+from zalo.events import parse_event
+
+log = logging.getLogger(__name__)
+
+# Backoff for a failed event or send: 5 s, 30 s, 2 min, 10 min, 30 min; then the job stays failed.
+EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
+FAILED_JOB_TTL = 30 * 24 * 3600  # keep failed jobs a month, for inspection and requeue
+
+
+def enqueue_handle_event(queue: Queue, event_id: int) -> None:
+    queue.enqueue(
+        handle_event,
+        event_id,
+        job_id=f"evt-{event_id}",
+        retry=EVENT_RETRY,
+        failure_ttl=FAILED_JOB_TTL,
+        description=f"handle webhook event {event_id}",
+    )
+
+
+def handle_event(event_id: int) -> str:
+    """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
+    context = current_context()
+    outcome = process_event(context, event_id)
+    deliver_all(context.sessions, context.zalo, pending_ids_for_event(context.sessions, event_id))
+    return outcome
+
+
+def process_event(context: JobContext, event_id: int) -> str:
+    """Route the event through the bot and store its replies, in one transaction with status=processed.
+
+    The event row is locked first, so a second job for the same event (a drain racing a retry)
+    waits and then sees `processed` instead of running the bot twice.
+    """
+    try:
+        with context.sessions() as session, session.begin():
+            row = lock_row(session, WebhookEvent, event_id)
+            if row is None:
+                log.error("event %s not found", event_id)
+                return "missing"
+            if row.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
+                return row.status
+            event = parse_event(row.payload)
+            now = utcnow()
+            replies = context.bot.handle(session, event, now)
+            if replies and event.user_id:
+                queue_messages(
+                    session,
+                    key=f"evt-{event_id}",
+                    user_id=event.user_id,
+                    messages=[m for r in replies for m in r.to_messages()],
+                    event_id=event_id,
+                )
+            row.status = EventStatus.PROCESSED
+            row.processed_at = now
+            row.attempts += 1
+            row.error = None
+            return row.status
+    except Exception:
+        _record_failure(context, event_id, traceback.format_exc())
+        raise
+
+
+def _record_failure(context: JobContext, event_id: int, error: str) -> None:
+    log.error("event %s failed: %s", event_id, error.strip().splitlines()[-1])
+    with context.sessions() as session, session.begin():
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id)
+            .values(status=EventStatus.FAILED, error=error[-8000:], attempts=WebhookEvent.attempts + 1)
+        )

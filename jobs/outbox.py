@@ -1,0 +1,118 @@
+"""The outbox: replies are rows first, Zalo calls second, so a retried job never re-sends a delivered one.
+
+A row is claimed (pending -> sending) in its own short transaction before the HTTP call and
+marked sent right after it. No database lock is held during the call. A claim older than
+STALE_CLAIM belongs to a worker that died mid-send and is taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import OutboxMessage, OutboxStatus, insert_ignore, utcnow
+from zalo.client import ZaloClient
+from zalo.errors import ZaloError
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=2)  # well above the client's connect + read timeout
+MAX_SEND_ATTEMPTS = 6  # the first try plus the job's five retries
+
+
+def queue_messages(
+    session: Session, *, key: str, user_id: str, messages: Sequence[dict[str, Any]], event_id: int | None = None
+) -> None:
+    """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone."""
+    for index, message in enumerate(messages):
+        values = {
+            "key": f"{key}:{index}",
+            "zalo_user_id": user_id,
+            "message": message,
+            "event_id": event_id,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "created_at": utcnow(),
+        }
+        insert_ignore(session, OutboxMessage, values, ["key"])
+
+
+def pending_ids_for_event(sessions: sessionmaker[Session], event_id: int) -> list[int]:
+    with sessions() as session:
+        stmt = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.event_id == event_id,
+                OutboxMessage.status != OutboxStatus.SENT,
+                OutboxMessage.status != OutboxStatus.FAILED,
+            )
+            .order_by(OutboxMessage.id)
+        )
+        return list(session.scalars(stmt))
+
+
+def deliver_all(sessions: sessionmaker[Session], zalo: ZaloClient, outbox_ids: Sequence[int]) -> None:
+    """Deliver in order; a retryable failure stops here and raises so the job retries the rest later."""
+    for outbox_id in outbox_ids:
+        deliver_one(sessions, zalo, outbox_id)
+
+
+def deliver_one(sessions: sessionmaker[Session], zalo: ZaloClient, outbox_id: int) -> str:
+    """Send one outbox message at most once. Returns its final or current status."""
+    message = _claim(sessions, outbox_id)
+    if message is None:
+        with sessions() as session:
+            row = session.get(OutboxMessage, outbox_id)
+            return row.status if row else "missing"
+    try:
+        zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
+    except ZaloError as exc:
+        return _record_failure(sessions, message, exc)
+    with sessions() as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id)
+            .values(status=OutboxStatus.SENT, zalo_message_id=zalo_message_id, sent_at=utcnow(), last_error=None)
+        )
+    return OutboxStatus.SENT
+
+
+def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | None:
+    now = utcnow()
+    with sessions() as session, session.begin():
+        claimable = or_(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.claimed_at < now - STALE_CLAIM),
+        )
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id, claimable)
+            .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id)
+        )
+        if result.scalar() is None:
+            return None
+        return session.get(OutboxMessage, outbox_id, populate_existing=True)
+
+
+def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc: ZaloError) -> str:
+    will_retry = exc.retryable and message.attempts < MAX_SEND_ATTEMPTS
+    status = OutboxStatus.PENDING if will_retry else OutboxStatus.FAILED
+    with sessions() as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(status=status, last_error=str(exc)[:2000])
+        )
+    if will_retry:
+        log.warning("outbox: %s failed (attempt %s), will retry: %s", message.key, message.attempts, exc)
+        raise exc
+    log.error("outbox: %s failed for good after %s attempt(s): %s", message.key, message.attempts, exc)
+    if exc.retryable:
+        raise exc  # attempts used up: let RQ record the job as failed too
+    return OutboxStatus.FAILED

@@ -1,0 +1,20 @@
+"""SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
+
+from models.base import Base, Model, insert_ignore, lock_row, utcnow
+from models.events import EventStatus, WebhookEvent
+from models.outbox import OutboxMessage, OutboxStatus
+from models.zalo import OaToken, ZaloUser
+
+__all__ = [
+    "Base",
+    "EventStatus",
+    "Model",
+    "OaToken",
+    "OutboxMessage",
+    "OutboxStatus",
+    "WebhookEvent",
+    "ZaloUser",
+    "insert_ignore",
+    "lock_row",
+    "utcnow",
+]

@@ -1,0 +1,93 @@
+"""Declarative base, portable column types and the row-lock helper shared by every model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints so Alembic migrations are stable on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT primary keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType}
+
+    def __repr__(self) -> str:
+        pk = ", ".join(f"{c.key}={getattr(self, str(c.key), None)!r}" for c in self.__mapper__.primary_key)
+        return f"<{type(self).__name__} {pk}>"
+
+
+class Model(Base):
+    """Abstract base with a BIGINT surrogate primary key."""
+
+    __abstract__ = True
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | None:
+    """Lock one row for the rest of the transaction and return its fresh state.
+
+    PostgreSQL takes a row lock with SELECT ... FOR UPDATE. SQLite has no row locks, so a no-op
+    UPDATE takes the database write lock instead: the next writer waits until we commit, then
+    reads our committed state. One helper, so domain code never branches on the dialect.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(model).where(model.id == row_id).values(id=model.id))
+        return session.get(model, row_id, populate_existing=True)
+    return session.get(model, row_id, with_for_update=True, populate_existing=True)
+
+
+def insert_ignore(session: Session, model: type[Model], values: dict[str, Any], conflict: list[str]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new id, or None if it existed.
+
+    The building block of every idempotent write: two racing inserts of one key leave one row.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
+    return session.scalar(stmt)

@@ -1,0 +1,37 @@
+"""Outgoing Zalo messages, written in the same transaction as the work that caused them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import BigId, Model, utcnow
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a worker; a stale claim is taken over (see jobs.outbox)
+    SENT = "sent"
+    FAILED = "failed"  # permanent error or attempts used up; last_error says why
+
+
+class OutboxMessage(Model):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_status_created_at", "status", "created_at"),)
+
+    # Idempotency key of the send, e.g. "evt-42:0": a retried job finds the row instead of adding one.
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    zalo_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[dict[str, Any]]  # the `message` object of POST /v3.0/oa/message/cs
+    event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("webhook_events.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    zalo_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]

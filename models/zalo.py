@@ -1,0 +1,42 @@
+"""What we know about Zalo users of the OA and about the OA's API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Model, utcnow
+
+
+class ZaloUser(Model):
+    """A Zalo user who interacted with the OA (follower or not, member or not yet)."""
+
+    __tablename__ = "zalo_users"
+
+    user_id: Mapped[str] = mapped_column(String(32), unique=True)  # OA-scoped UID, a 64-bit string
+    user_id_by_app: Mapped[str | None] = mapped_column(String(32))
+    is_follower: Mapped[bool] = mapped_column(default=False)
+    followed_at: Mapped[datetime | None]
+    unfollowed_at: Mapped[datetime | None]
+    # Consultation messages only reach users who interacted in the last 7 days (error -230).
+    last_interaction_at: Mapped[datetime | None]
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    avatar_url: Mapped[str | None] = mapped_column(Text)
+    profile_fetched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OaToken(Model):
+    """The OA's access/refresh token pair. One row; refresh tokens are single-use, so it is the truth."""
+
+    __tablename__ = "oa_tokens"
+
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    # Fingerprint of the env pair this row was seeded from: a new pair in the env replaces the row.
+    seed_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    refreshed_at: Mapped[datetime | None]
+    refresh_count: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,156 @@
+"""Fixtures: the app on SQLite and on the PostgreSQL server, fake or real Redis, a mocked Zalo API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import responses
+from flask import Flask
+from redis import Redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tests.helpers import ZaloFake
+from tichdiem import migrate
+from tichdiem.app import create_app
+from tichdiem.config import Settings
+from tichdiem.db import make_engine
+from tichdiem.extensions import EXTENSION_KEY, Services
+
+PG_BASE_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = bool(os.environ.get("CI"))
+
+TEST_SETTINGS = Settings(
+    zalo_app_id="3349222483842580322",
+    zalo_app_secret="app-secret-xyz",
+    zalo_oa_secret_key="oa-secret-key-abc",
+    zalo_oa_id="4024926008133882615",
+    zalo_access_token="AT-initial",
+    zalo_refresh_token="RT-initial",
+    shop_name="Cà phê Sữa Đá",
+    secret_key="test-secret",
+)
+
+
+def _server_available(check: str) -> bool:
+    try:
+        if check == "postgresql":
+            engine = make_engine(PG_BASE_URL)
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+        else:
+            Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _need(server: str) -> None:
+    """Skip on a laptop without the server; in CI a missing server is a failure, not a skip."""
+    if not _server_available(server):
+        if IN_CI:
+            pytest.fail(f"{server} server is not reachable in CI")
+        pytest.skip(f"{server} server not reachable")
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A private schema on the PostgreSQL server, migrated once; tests truncate it."""
+    _need("postgresql")
+    schema = f"tichdiem_test_{os.getpid()}"
+    admin = make_engine(PG_BASE_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test runs on SQLite (the embedded default) and on the PostgreSQL server."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    _truncate_all(url)
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    import models
+
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in models.Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return TEST_SETTINGS.with_overrides(database_url=db_url)
+
+
+@pytest.fixture
+def zalo() -> Iterator[ZaloFake]:
+    """The mocked Zalo API. Any request it does not know fails the call, so nothing reaches the network."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield ZaloFake(mock)
+
+
+@pytest.fixture
+def app(settings: Settings, zalo: ZaloFake) -> Iterator[Flask]:
+    app = create_app(settings, config={"TESTING": True})
+    yield app
+    svc: Services = app.extensions[EXTENSION_KEY]
+    svc.engine.dispose()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    svc: Services = app.extensions[EXTENSION_KEY]
+    return svc
+
+
+@pytest.fixture
+def session(services: Services) -> Iterator[Session]:
+    with services.sessions() as session:
+        yield session
+
+
+@pytest.fixture
+def real_redis() -> Iterator[Redis]:
+    _need("redis")
+    connection = Redis.from_url(REDIS_TEST_URL)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())

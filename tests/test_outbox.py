@@ -1,0 +1,105 @@
+"""Replies go out after commit through the outbox: a retried job never re-sends a delivered reply."""
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jobs.outbox import MAX_SEND_ATTEMPTS, deliver_one, queue_messages
+from models import OutboxMessage, OutboxStatus
+from tests.helpers import ZaloFake, post_event, run_jobs, text_event
+from tichdiem.extensions import Services
+from zalo.errors import ZaloRateLimited
+
+LONG_TEXT = "dòng chữ dài " * 400  # > 2,000 characters: the reply must be split
+
+
+def test_retry_after_partial_delivery_sends_only_the_rest(
+    app: Flask, zalo: ZaloFake, session: Session, services: Services
+) -> None:
+    with services.sessions() as s, s.begin():
+        queue_messages(s, key="test", user_id="u1", messages=[{"text": "một"}, {"text": "hai"}])
+    ids = list(session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id)))
+    zalo.accept_messages("m1")
+    zalo.answer_messages({"error": -32, "message": "reached limit call api"})
+    zalo.accept_messages("m2")
+    from jobs.outbox import deliver_all
+
+    with pytest.raises(ZaloRateLimited):
+        deliver_all(services.sessions, services.zalo, ids)
+    deliver_all(services.sessions, services.zalo, ids)  # the retry
+    assert [m["message"]["text"] for m in zalo.sent_messages()] == ["một", "hai", "hai"]
+    rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [(r.status, r.zalo_message_id, r.attempts) for r in rows] == [("sent", "m1", 1), ("sent", "m2", 2)]
+
+
+def test_queue_messages_is_idempotent(services: Services, session: Session) -> None:
+    for _ in range(3):
+        with services.sessions() as s, s.begin():
+            queue_messages(s, key="k", user_id="u1", messages=[{"text": "a"}])
+    assert len(session.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_permanent_error_is_recorded_not_retried(services: Services, zalo: ZaloFake, session: Session) -> None:
+    with services.sessions() as s, s.begin():
+        queue_messages(s, key="k", user_id="u1", messages=[{"text": "a"}])
+    zalo.answer_messages({"error": -230, "message": "User has not interacted in 7 days"})
+    row_id = session.scalars(select(OutboxMessage.id)).one()
+    assert deliver_one(services.sessions, services.zalo, row_id) == OutboxStatus.FAILED
+    assert deliver_one(services.sessions, services.zalo, row_id) == OutboxStatus.FAILED
+    assert len(zalo.sent_messages()) == 1
+    row = session.get(OutboxMessage, row_id)
+    assert row is not None and "-230" in (row.last_error or "")
+
+
+def test_retryable_error_gives_up_after_max_attempts(services: Services, zalo: ZaloFake, session: Session) -> None:
+    with services.sessions() as s, s.begin():
+        queue_messages(s, key="k", user_id="u1", messages=[{"text": "a"}])
+    row_id = session.scalars(select(OutboxMessage.id)).one()
+    zalo.answer_messages(*[{"error": -32, "message": "limit"}] * (MAX_SEND_ATTEMPTS + 2))
+    for _ in range(MAX_SEND_ATTEMPTS):
+        with pytest.raises(ZaloRateLimited):
+            deliver_one(services.sessions, services.zalo, row_id)
+    assert deliver_one(services.sessions, services.zalo, row_id) == OutboxStatus.FAILED
+    assert len(zalo.sent_messages()) == MAX_SEND_ATTEMPTS
+
+
+def test_stale_claim_from_a_dead_worker_is_taken_over(services: Services, zalo: ZaloFake, session: Session) -> None:
+    from datetime import timedelta
+
+    from models import utcnow
+
+    with services.sessions() as s, s.begin():
+        queue_messages(s, key="k", user_id="u1", messages=[{"text": "a"}])
+        row = s.scalars(select(OutboxMessage)).one()
+        row.status, row.claimed_at = OutboxStatus.SENDING, utcnow() - timedelta(seconds=30)
+    zalo.accept_messages("m1")
+    # A fresh claim belongs to a worker that may still be sending: leave it.
+    assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.SENDING
+    with services.sessions() as s, s.begin():
+        s.get(OutboxMessage, row.id).claimed_at = utcnow() - timedelta(minutes=5)
+    assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.SENT
+    assert len(zalo.sent_messages()) == 1
+
+
+def test_job_retry_after_send_failure_does_not_rerun_the_bot(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    zalo.mock.add("POST", "https://openapi.zalo.me/v3.0/oa/message/cs", status=503, body="down")
+    zalo.accept_messages("m-ok")
+    post_event(app.test_client(), text_event("trợ giúp", "m-1"))
+    run_jobs(app)
+    run_jobs(app, include_scheduled=True)
+    texts = [m["message"]["text"] for m in zalo.sent_messages()]
+    assert len(texts) == 2 and texts[0] == texts[1]  # the same reply tried twice, sent once
+    rows = session.scalars(select(OutboxMessage)).all()
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 2)]
+
+
+def test_long_replies_are_split_under_zalo_limit() -> None:
+    from bot.replies import Reply
+    from zalo.messages import Button
+
+    messages = Reply(text=LONG_TEXT, buttons=(Button("Xem", "#X"),)).to_messages()
+    assert len(messages) >= 3
+    assert all(len(m["text"]) <= 2000 for m in messages)
+    assert "attachment" in messages[-1] and all("attachment" not in m for m in messages[:-1])
+    assert " ".join(m["text"] for m in messages).split() == LONG_TEXT.split()

@@ -1,0 +1,246 @@
+"""The event path end to end: signed POST -> stored once -> job -> one reply at the mocked Zalo API."""
+
+import json
+import threading
+
+import pytest
+import responses
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import EventStatus, OutboxMessage, WebhookEvent, ZaloUser
+from tests.helpers import CS_URL, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
+from tichdiem.extensions import Services
+
+USER = "8958041078911298472"
+
+
+def count_events(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
+
+
+def test_follow_ends_in_one_welcome_message(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    zalo.accept_messages("zmsg-1")
+    response = post_event(app.test_client(), fixture_bytes("follow"))
+    assert response.status_code == 200
+    assert zalo.sent_messages() == []  # nothing is sent inside the request
+    run_jobs(app)
+    calls = zalo.calls_to(CS_URL)
+    assert len(calls) == 1
+    assert calls[0].request.headers["access_token"] == "AT-initial"
+    assert "Authorization" not in calls[0].request.headers
+    body = json.loads(calls[0].request.body)
+    assert body["recipient"] == {"user_id": USER}
+    assert body["message"]["text"].startswith("Chào mừng bạn đến với Cà phê Sữa Đá!")
+    assert "trợ giúp" in body["message"]["text"]
+    assert body["message"]["attachment"]["payload"]["buttons"] == [
+        {"title": "Xem lệnh", "type": "oa.query.show", "payload": "#TROGIUP"}
+    ]
+    outbox = session.scalars(select(OutboxMessage)).one()
+    assert (outbox.status, outbox.zalo_message_id, outbox.key) == ("sent", "zmsg-1", "evt-1:0")
+    user = session.scalars(select(ZaloUser)).one()
+    assert user.user_id == USER and user.is_follower and user.last_interaction_at is not None
+
+
+def test_same_event_delivered_twice_replies_once(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    zalo.accept_messages()
+    client = app.test_client()
+    raw = fixture_bytes("follow")
+    assert post_event(client, raw).json == {"message": "ok"}
+    assert post_event(client, raw).json == {"message": "duplicate"}
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == 1
+    assert count_events(session) == 1
+
+
+def test_rerunning_a_handled_event_sends_nothing_more(app: Flask, zalo: ZaloFake, services: Services) -> None:
+    from jobs.inbound import enqueue_handle_event
+
+    zalo.accept_messages()
+    post_event(app.test_client(), fixture_bytes("follow"))
+    run_jobs(app)
+    enqueue_handle_event(services.queue, 1)  # e.g. `events drain` racing the first job
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_deliveries_of_one_event_reply_once(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the race is about PostgreSQL's concurrent inserts")
+    zalo.accept_messages()
+    raw = fixture_bytes("user_send_text")
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(post_event(client, raw).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 8
+    run_jobs(app)
+    assert count_events(session) == 1
+    assert len(zalo.sent_messages()) == 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "mac=" + "0" * 64, "wrong-secret", "tampered"],
+)
+def test_bad_signatures_get_401_and_store_nothing(app: Flask, session: Session, header: str | None) -> None:
+    raw = fixture_bytes("follow")
+    headers = {"Content-Type": "application/json"}
+    if header == "wrong-secret":
+        headers["X-ZEvent-Signature"] = sign(raw, "not-the-secret")
+    elif header == "tampered":
+        headers["X-ZEvent-Signature"] = sign(raw, "oa-secret-key-abc")
+        raw = raw.replace(b"8958041078911298472", b"8958041078911298473")
+    elif header:
+        headers["X-ZEvent-Signature"] = header
+    response = app.test_client().post("/webhooks/zalo", data=raw, headers=headers)
+    assert response.status_code == 401
+    assert count_events(session) == 0
+
+
+def test_app_secret_signature_is_accepted(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    assert post_event(app.test_client(), fixture_bytes("follow"), secret="app-secret-xyz").status_code == 200
+    assert count_events(session) == 1
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1,2]", b'"text"', b"\xff\xfe"])
+def test_malformed_json_gets_400_never_500(app: Flask, session: Session, raw: bytes) -> None:
+    response = app.test_client().post("/webhooks/zalo", data=raw, headers={"X-ZEvent-Signature": "mac=00"})
+    assert response.status_code == 400
+    assert count_events(session) == 0
+
+
+def test_signed_body_without_event_name_is_acknowledged(app: Flask, session: Session) -> None:
+    raw = b'{"app_id":"3349222483842580322","timestamp":"1724921862647"}'
+    response = post_event(app.test_client(), raw)
+    assert response.status_code == 200
+    assert count_events(session) == 0
+
+
+def test_oa_echoes_are_dropped(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    response = post_event(app.test_client(), fixture_bytes("oa_send_text"))
+    assert response.json == {"message": "ignored: echo"}
+    run_jobs(app)
+    assert count_events(session) == 0 and zalo.sent_messages() == []
+
+
+def test_unknown_event_is_stored_acknowledged_and_silent(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    assert post_event(app.test_client(), fixture_bytes("add_user_to_tag")).status_code == 200
+    run_jobs(app)
+    event = session.scalars(select(WebhookEvent)).one()
+    assert (event.event_name, event.status) == ("add_user_to_tag", EventStatus.PROCESSED)
+    assert zalo.sent_messages() == []
+
+
+def test_receipts_do_not_open_the_window(app: Flask, session: Session) -> None:
+    post_event(app.test_client(), fixture_bytes("user_seen_message"))
+    run_jobs(app)
+    user = session.scalars(select(ZaloUser)).one()
+    assert user.last_interaction_at is None
+
+
+def test_queue_down_still_stores_and_drain_recovers(
+    app: Flask, zalo: ZaloFake, services: Services, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    zalo.accept_messages()
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("redis is down")
+
+    monkeypatch.setattr(services.queue, "enqueue", down)
+    assert post_event(app.test_client(), fixture_bytes("follow")).status_code == 200
+    assert session.scalars(select(WebhookEvent)).one().status == EventStatus.RECEIVED
+    monkeypatch.undo()
+
+    result = app.test_cli_runner().invoke(args=["events", "drain"])
+    assert "1 of 1 waiting event(s) enqueued" in result.output
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == 1
+    session.expire_all()
+    assert session.scalars(select(WebhookEvent)).one().status == EventStatus.PROCESSED
+
+
+def test_database_down_answers_503(app: Flask, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import webhooks.views
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(webhooks.views, "record_event", broken)
+    assert post_event(app.test_client(), fixture_bytes("follow")).status_code == 503
+
+
+def test_healthz_reports_database_and_queue(app: Flask) -> None:
+    body = app.test_client().get("/healthz").json
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] and body["queue"] == {"ok": True, "mode": "embedded", "queued": 0, "failed_jobs": 0}
+
+
+def test_failing_bot_marks_event_failed_and_retries(
+    app: Flask, zalo: ZaloFake, services: Services, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.context import current_context
+
+    zalo.accept_messages()
+    bot = current_context().bot
+    original = bot.handle
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database hiccup")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bot, "handle", flaky)
+    post_event(app.test_client(), fixture_bytes("user_send_text"))
+    run_jobs(app)
+    event = session.scalars(select(WebhookEvent)).one()
+    assert event.status == EventStatus.FAILED and "database hiccup" in (event.error or "")
+    assert zalo.sent_messages() == []
+    run_jobs(app, include_scheduled=True)  # RQ Retry scheduled the next attempt
+    session.expire_all()
+    event = session.scalars(select(WebhookEvent)).one()
+    assert event.status == EventStatus.PROCESSED and event.attempts == 2
+    assert len(zalo.sent_messages()) == 1
+
+
+def test_real_redis_queue_and_worker(settings, zalo: ZaloFake, real_redis) -> None:
+    """The same path with a real Redis server and RQ worker (what production runs)."""
+    from rq import SimpleWorker
+
+    from tichdiem.app import create_app
+
+    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
+    zalo.accept_messages()
+    post_event(app.test_client(), text_event("help", "m-redis-1"))
+    queue = app.extensions["tichdiem"].queue
+    assert queue.connection.connection_pool.connection_kwargs["port"] == 6379
+    assert queue.count == 1
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    assert len(zalo.sent_messages()) == 1
+    assert app.test_client().get("/healthz").json["queue"]["mode"] == "redis"
+    app.extensions["tichdiem"].engine.dispose()
+
+
+def test_no_network_escapes(zalo: ZaloFake) -> None:
+    import requests
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get("https://example.com/")
+    assert isinstance(zalo.mock, responses.RequestsMock)

@@ -1,0 +1,159 @@
+"""The Zalo client against `responses`: envelope errors, transport errors, single-flight token refresh."""
+
+import threading
+import time
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import OaToken
+from tests.helpers import CS_URL, TOKEN_URL, ZaloFake
+from tichdiem.extensions import Services
+from zalo import errors
+from zalo.client import ZaloClient
+from zalo.tokens import DatabaseTokenStore, TokenPair
+
+
+def envelope(code: int, message: str = "x") -> dict:
+    return {"error": code, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("code", "cls", "retryable"),
+    [
+        (-32, errors.ZaloRateLimited, True),
+        (-230, errors.ZaloOutsideWindow, False),
+        (-232, errors.ZaloOutsideWindow, False),
+        (-234, errors.ZaloNightBan, True),
+        (-213, errors.ZaloUserUnreachable, False),
+        (-100, errors.ZaloAttachmentExpired, False),
+        (-201, errors.ZaloError, False),
+    ],
+)
+def test_error_envelope_maps_to_typed_errors(
+    services: Services, zalo: ZaloFake, code: int, cls: type, retryable: bool
+) -> None:
+    zalo.answer_messages(envelope(code))
+    with pytest.raises(cls) as raised:
+        services.zalo.send_message("u1", {"text": "hi"})
+    assert type(raised.value) is cls and raised.value.code == code and raised.value.retryable is retryable
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_is_a_retryable_transport_error(services: Services, zalo: ZaloFake, status: int) -> None:
+    zalo.mock.add(responses.POST, CS_URL, body="<html>bad gateway</html>", status=status)
+    with pytest.raises(errors.ZaloTransportError) as raised:
+        services.zalo.send_message("u1", {"text": "hi"})
+    assert raised.value.retryable
+
+
+def test_timeout_is_a_retryable_transport_error(services: Services, zalo: ZaloFake) -> None:
+    zalo.mock.add(responses.POST, CS_URL, body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(errors.ZaloTransportError):
+        services.zalo.send_message("u1", {"text": "hi"})
+
+
+def test_client_uses_timeouts() -> None:
+    client = ZaloClient(tokens=DatabaseTokenStore.__new__(DatabaseTokenStore), app_id="a", app_secret="s")
+    assert client.timeout == (3.05, 10.0)
+
+
+def test_expired_token_is_refreshed_once_and_the_call_retried(
+    services: Services, zalo: ZaloFake, session: Session
+) -> None:
+    zalo.answer_messages(envelope(-216, "Access token is invalid"))
+    zalo.accept_messages("after-refresh")
+    zalo.accept_refresh("AT-new", "RT-new", "90000")
+
+    assert services.zalo.send_message("u1", {"text": "hi"}) == "after-refresh"
+
+    cs_calls = zalo.calls_to(CS_URL)
+    assert [c.request.headers["access_token"] for c in cs_calls] == ["AT-initial", "AT-new"]
+    refresh = zalo.calls_to(TOKEN_URL)
+    assert len(refresh) == 1
+    assert refresh[0].request.headers["secret_key"] == "app-secret-xyz"
+    assert refresh[0].request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(refresh[0].request.body) == {
+        "refresh_token": ["RT-initial"],
+        "app_id": ["3349222483842580322"],
+        "grant_type": ["refresh_token"],
+    }
+    row = session.scalars(select(OaToken)).one()
+    assert (row.access_token, row.refresh_token, row.refresh_count) == ("AT-new", "RT-new", 1)
+    assert row.expires_at is not None
+
+
+def test_minus_220_also_refreshes(services: Services, zalo: ZaloFake) -> None:
+    zalo.answer_messages(envelope(-220, "expired"))
+    zalo.accept_messages("ok")
+    zalo.accept_refresh()
+    assert services.zalo.send_message("u1", {"text": "hi"}) == "ok"
+
+
+def test_refresh_is_tried_once_only(services: Services, zalo: ZaloFake) -> None:
+    zalo.answer_messages(envelope(-216), envelope(-216))
+    zalo.accept_refresh()
+    with pytest.raises(errors.ZaloTokenError):
+        services.zalo.send_message("u1", {"text": "hi"})
+    assert len(zalo.calls_to(TOKEN_URL)) == 1
+    assert len(zalo.calls_to(CS_URL)) == 2
+
+
+def test_refused_refresh_is_an_auth_error(services: Services, zalo: ZaloFake, session: Session) -> None:
+    zalo.answer_messages(envelope(-216))
+    zalo.mock.add(responses.POST, TOKEN_URL, json={"error": -14014, "error_name": "Invalid refresh token"})
+    with pytest.raises(errors.ZaloAuthError, match="Invalid refresh token"):
+        services.zalo.send_message("u1", {"text": "hi"})
+    assert session.scalars(select(OaToken)).one().refresh_token == "RT-initial"  # nothing half-written
+
+
+def test_concurrent_refreshes_use_the_refresh_token_once(services: Services, zalo: ZaloFake, session: Session) -> None:
+    """Eight workers see -216 at once; Zalo's single-use refresh token must be spent exactly once."""
+    tokens = services.zalo.tokens
+    assert isinstance(tokens, DatabaseTokenStore)
+    stale = tokens.access_token()
+    exchanges: list[str] = []
+
+    def exchange(refresh_token: str) -> TokenPair:
+        exchanges.append(refresh_token)
+        time.sleep(0.2)  # a slow Zalo widens the race window
+        return TokenPair("AT-2", "RT-2", 90000)
+
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def refresh() -> None:
+        # Each thread its own store (as separate worker processes would have), sharing the database.
+        store = DatabaseTokenStore(services.sessions, TokenPair("AT-initial", "RT-initial"))
+        barrier.wait()
+        results.append(store.refresh(stale, exchange))
+
+    threads = [threading.Thread(target=refresh) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert exchanges == ["RT-initial"]
+    assert results == ["AT-2"] * 8
+    assert session.scalars(select(OaToken)).one().refresh_token == "RT-2"
+
+
+def test_new_pair_in_environment_replaces_stored_pair(services: Services, session: Session) -> None:
+    DatabaseTokenStore(services.sessions, TokenPair("AT-initial", "RT-initial")).access_token()
+    store = DatabaseTokenStore(services.sessions, TokenPair("AT-regranted", "RT-regranted"))
+    assert store.access_token() == "AT-regranted"
+    assert session.scalars(select(OaToken)).one().refresh_token == "RT-regranted"
+
+
+def test_user_detail_sends_data_param(services: Services, zalo: ZaloFake) -> None:
+    zalo.mock.add(
+        responses.GET,
+        "https://openapi.zalo.me/v3.0/oa/user/detail",
+        json={"error": 0, "data": {"user_id": "u1", "display_name": "Lan"}},
+        match=[responses.matchers.query_param_matcher({"data": '{"user_id": "u1"}'})],
+    )
+    assert services.zalo.user_detail("u1")["display_name"] == "Lan"

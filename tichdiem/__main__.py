@@ -1,0 +1,3 @@
+from tichdiem.cli import main
+
+main()

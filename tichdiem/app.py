@@ -1,0 +1,101 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import build_bot
+from jobs.context import JobContext, install_context
+from tichdiem.cli import register_cli
+from tichdiem.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings, load_settings
+from tichdiem.db import make_engine, make_session_factory
+from tichdiem.extensions import EXTENSION_KEY, Services, close_session
+from tichdiem.queue import make_queue, make_redis
+from zalo.client import ZaloClient
+from zalo.tokens import DatabaseTokenStore, TokenPair
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `settings` defaults to the environment; `config` overrides Flask config (tests)."""
+    settings = settings or load_settings()
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), instance_path=str(PROJECT_ROOT / "instance"))
+    app.config.from_mapping(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
+    if config:
+        app.config.from_mapping(config)
+    if settings.secret_key == DEV_SECRET_KEY and not app.testing:
+        log.warning("SECRET_KEY is the development default: set SECRET_KEY before going live")
+
+    services = build_services(settings)
+    app.extensions[EXTENSION_KEY] = services
+    install_context(job_context(services))
+    app.teardown_appcontext(close_session)
+    _register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def build_services(settings: Settings, redis: Redis | None = None) -> Services:
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    redis = redis or make_redis(settings.redis_url)
+    queue = make_queue(redis)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        queue=queue,
+        zalo=make_zalo_client(settings, sessions),
+    )
+
+
+def make_zalo_client(settings: Settings, sessions: sessionmaker[Session]) -> ZaloClient:
+    seed = TokenPair(settings.zalo_access_token, settings.zalo_refresh_token)
+    return ZaloClient(
+        tokens=DatabaseTokenStore(sessions, seed),
+        app_id=settings.zalo_app_id,
+        app_secret=settings.zalo_app_secret,
+        openapi_url=settings.zalo_openapi_url,
+        oauth_url=settings.zalo_oauth_url,
+    )
+
+
+def job_context(services: Services) -> JobContext:
+    return JobContext(
+        settings=services.settings,
+        sessions=services.sessions,
+        zalo=services.zalo,
+        queue=services.queue,
+        bot=build_bot(services.settings.shop_name),
+    )
+
+
+def _register_blueprints(app: Flask) -> None:
+    from tichdiem.health import bp as health_bp
+    from webhooks.views import bp as webhooks_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+
+
+# Forked RQ work horses must not reuse the parent's pooled database connections.
+def _dispose_pools_after_fork() -> None:
+    from jobs.context import current_context_or_none
+
+    context = current_context_or_none()
+    if context is not None:
+        bind = context.sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_pools_after_fork)

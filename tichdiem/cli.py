@@ -1,0 +1,120 @@
+"""The `tichdiem` command: run (web + embedded worker), worker, db upgrade, events drain."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
+from werkzeug.serving import make_server
+
+from tichdiem import migrate
+from tichdiem.extensions import Services, services
+from tichdiem.queue import run_embedded_worker, run_worker
+from webhooks.intake import enqueue_after_commit, unhandled_event_ids
+
+
+def _create_app() -> Flask:
+    from tichdiem.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def main() -> None:
+    """tichdiem: loyalty points inside a Zalo Official Account."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(shell_command)
+main.add_command(routes_command)
+
+
+def register_cli(app: Flask) -> None:
+    """Put the commands on app.cli, so `tichdiem ...`, `flask ...` and the test runner all see them."""
+    for command in (run_command, worker_command, db_group, events_group):
+        app.cli.add_command(command)
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run_command(host: str, port: int) -> None:
+    """Upgrade the database, then serve the web app; without REDIS_URL also run the jobs in-process."""
+    svc = services()
+    migrate.upgrade(svc.engine)
+    server = make_server(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+    click.echo(f"tichdiem on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
+    if not svc.settings.embedded_queue:
+        click.echo("REDIS_URL is set: start `tichdiem worker` in another terminal to handle jobs.")
+        server.serve_forever()
+        return
+    click.echo("No REDIS_URL: jobs run in this process (embedded queue).")
+    _serve_with_embedded_worker(server, svc)
+
+
+def _serve_with_embedded_worker(server: object, svc: Services) -> None:
+    thread = threading.Thread(target=server.serve_forever, name="web", daemon=True)  # type: ignore[attr-defined]
+    thread.start()
+    stop = threading.Event()
+    try:
+        # The worker owns the main thread: RQ installs signal handlers, which only work there.
+        run_embedded_worker(svc.queue, stop)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        stop.set()
+        server.shutdown()  # type: ignore[attr-defined]
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker (with the retry scheduler) on REDIS_URL."""
+    svc = services()
+    if svc.settings.embedded_queue:
+        raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the jobs in-process.")
+    run_worker(svc.queue, burst=burst)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    migrate.upgrade(services().engine, revision)
+    click.echo(f"database at {revision}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    migrate.downgrade(services().engine, revision)
+    click.echo(f"database at {revision}")
+
+
+@click.group("events")
+def events_group() -> None:
+    """Webhook event maintenance."""
+
+
+@events_group.command("drain")
+@with_appcontext
+def events_drain() -> None:
+    """Enqueue every stored event that was never handled (e.g. Redis was down when it arrived)."""
+    svc = services()
+    with svc.sessions() as session:
+        ids = unhandled_event_ids(session, limit=100_000)
+    enqueued = sum(enqueue_after_commit(svc.queue, event_id) for event_id in ids)
+    click.echo(f"{enqueued} of {len(ids)} waiting event(s) enqueued")

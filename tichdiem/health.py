@@ -1,0 +1,56 @@
+"""GET /healthz: database and queue state, for load balancers and operators."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from redis.exceptions import RedisError
+from rq.registry import FailedJobRegistry
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import EventStatus, WebhookEvent
+from tichdiem.extensions import get_session, services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    database = _database_state()
+    queue = _queue_state()
+    ok = database["ok"] and queue["ok"]
+    return jsonify({"status": "ok" if ok else "degraded", "database": database, "queue": queue}), 200 if ok else 503
+
+
+def _database_state() -> dict[str, Any]:
+    session = get_session()
+    try:
+        session.execute(text("SELECT 1"))
+        failed = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.FAILED))
+        waiting = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.RECEIVED))
+        return {
+            "ok": True,
+            "backend": session.get_bind().dialect.name,
+            "events_failed": failed,
+            "events_waiting": waiting,
+        }
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.error("healthz: database check failed: %s", exc)
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _queue_state() -> dict[str, Any]:
+    svc = services()
+    mode = "embedded" if svc.settings.embedded_queue else "redis"
+    try:
+        svc.redis.ping()
+        failed = FailedJobRegistry(queue=svc.queue).count
+        return {"ok": True, "mode": mode, "queued": svc.queue.count, "failed_jobs": failed}
+    except RedisError as exc:
+        log.error("healthz: queue check failed: %s", exc)
+        return {"ok": False, "mode": mode, "error": type(exc).__name__}

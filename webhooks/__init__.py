@@ -1,0 +1,1 @@
+"""HTTP intake from Zalo: signature check, typed parsing, insert-or-skip dedupe, enqueue after commit."""

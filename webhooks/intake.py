@@ -1,0 +1,56 @@
+"""Store a verified event once (insert-or-skip on its dedupe key) and enqueue its handling job."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jobs.inbound import enqueue_handle_event
+from models import EventStatus, WebhookEvent, insert_ignore, utcnow
+from zalo.events import ZaloEvent, dedupe_key
+
+log = logging.getLogger(__name__)
+
+
+def record_event(session: Session, event: ZaloEvent, body: dict[str, Any]) -> int | None:
+    """Insert the event unless its key is known. Returns the new row id, or None for a redelivery.
+
+    ON CONFLICT DO NOTHING makes two concurrent deliveries of one event race safely: exactly one
+    insert wins, the other sees no row returned.
+    """
+    values = {
+        "dedupe_key": dedupe_key(event),
+        "event_name": event.event_name,
+        "zalo_user_id": event.user_id,
+        "payload": body,
+        "status": EventStatus.RECEIVED,
+        "attempts": 0,
+        "received_at": utcnow(),
+    }
+    return insert_ignore(session, WebhookEvent, values, ["dedupe_key"])
+
+
+def enqueue_after_commit(queue: Queue, event_id: int) -> bool:
+    """Enqueue the handling job. If Redis is down the event stays `received` for `tichdiem events drain`."""
+    try:
+        enqueue_handle_event(queue, event_id)
+        return True
+    except RedisError:
+        log.exception("webhook: event %s stored but not enqueued (queue down); drain will pick it up", event_id)
+        return False
+
+
+def unhandled_event_ids(session: Session, limit: int = 1000) -> list[int]:
+    """Events stored but never handled (e.g. Redis was down when they arrived)."""
+    stmt = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status == EventStatus.RECEIVED)
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

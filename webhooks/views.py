@@ -1,0 +1,81 @@
+"""POST /webhooks/zalo: verify, store once, enqueue after commit, answer 200 well inside Zalo's 2 s."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import OperationalError
+
+from tichdiem.extensions import get_queue, get_session, get_settings
+from webhooks.intake import enqueue_after_commit, record_event
+from webhooks.signature import verify_signature
+from zalo.events import MalformedEvent, OaEcho, parse_event
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+MAX_BODY_BYTES = 256 * 1024  # real events are a few hundred bytes
+
+
+@bp.post("/webhooks/zalo")
+def receive_zalo_event() -> tuple[Response, int]:
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY_BYTES:
+        log.warning("webhook: body of %s bytes refused", len(raw))
+        return _answer("body too large", 413)
+    body = _load_json(raw)
+    if body is None:
+        log.warning("webhook: malformed JSON refused: %r", raw[:200])
+        return _answer("malformed JSON", 400)
+    settings = get_settings()
+    if not verify_signature(
+        raw,
+        request.headers.get("X-ZEvent-Signature"),
+        body,
+        app_id=settings.zalo_app_id,
+        oa_id=settings.zalo_oa_id,
+        secrets=settings.webhook_secrets,
+    ):
+        log.warning("webhook: bad or missing signature for %s from %s", body.get("event_name"), request.remote_addr)
+        return _answer("invalid signature", 401)
+    try:
+        event = parse_event(body)
+    except MalformedEvent as exc:
+        # Signed by Zalo but unreadable: acknowledge so Zalo stops retrying, and leave a trace.
+        log.error("webhook: signed but malformed event acknowledged (%s): %r", exc, raw[:500])
+        return _answer("ignored: malformed event", 200)
+    if isinstance(event, OaEcho):
+        return _answer("ignored: echo", 200)
+    return _store_and_enqueue(event, body)
+
+
+def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]:
+    session = get_session()
+    try:
+        event_id = record_event(session, event, body)
+        session.commit()
+    except OperationalError:
+        # The database is down: answer 503 so Zalo delivers the event again later.
+        session.rollback()
+        log.exception("webhook: database unavailable, asking Zalo to retry")
+        return _answer("temporarily unavailable", 503)
+    if event_id is None:
+        return _answer("duplicate", 200)
+    enqueue_after_commit(get_queue(), event_id)
+    current_app.logger.debug("webhook: %s stored as event %s", event.event_name, event_id)
+    return _answer("ok", 200)
+
+
+def _load_json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _answer(message: str, status: int) -> tuple[Response, int]:
+    return jsonify({"message": message}), status

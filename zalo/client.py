@@ -1,0 +1,123 @@
+"""HTTP client for the Zalo OA Open API: timeouts, the error envelope, and token refresh."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+import requests
+
+from zalo.errors import ZaloAuthError, ZaloError, ZaloTokenError, ZaloTransportError, error_for
+from zalo.tokens import Exchange, TokenPair
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+
+
+class TokenStore(Protocol):
+    def access_token(self) -> str: ...
+
+    def refresh(self, stale_access_token: str | None, exchange: Exchange) -> str: ...
+
+
+class ZaloClient:
+    """One client per process; thread-safe as long as the token store is."""
+
+    def __init__(
+        self,
+        *,
+        tokens: TokenStore,
+        app_id: str,
+        app_secret: str,
+        openapi_url: str = "https://openapi.zalo.me",
+        oauth_url: str = "https://oauth.zaloapp.com",
+        http: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.tokens = tokens
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.openapi_url = openapi_url.rstrip("/")
+        self.oauth_url = oauth_url.rstrip("/")
+        self.http = http or requests.Session()
+        self.timeout = timeout
+
+    # --- messages -------------------------------------------------------------------------------
+
+    def send_message(self, user_id: str, message: dict[str, Any]) -> str:
+        """POST /v3.0/oa/message/cs; returns Zalo's message_id."""
+        data = self.call("POST", "/v3.0/oa/message/cs", json={"recipient": {"user_id": user_id}, "message": message})
+        return str(data.get("message_id", ""))
+
+    def user_detail(self, user_id: str) -> dict[str, Any]:
+        """GET /v3.0/oa/user/detail?data={"user_id": ...}."""
+        return self.call("GET", "/v3.0/oa/user/detail", params={"data": json.dumps({"user_id": user_id})})
+
+    def upload_image(self, content: bytes, filename: str = "image.png", mimetype: str = "image/png") -> str:
+        """POST /v2.0/oa/upload/image (jpg/png, at most 1 MB); returns the attachment_id."""
+        data = self.call("POST", "/v2.0/oa/upload/image", files={"file": (filename, content, mimetype)})
+        return str(data["attachment_id"])
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Call the OpenAPI with the OA token; on -216/-220 refresh the token once and retry once."""
+        token = self.tokens.access_token()
+        try:
+            return self._request(method, path, token, **kwargs)
+        except ZaloTokenError as exc:
+            log.info("zalo: %s on %s, refreshing the OA token", exc.code, path)
+            token = self.tokens.refresh(token, self.exchange_refresh_token)
+            return self._request(method, path, token, **kwargs)
+
+    def exchange_refresh_token(self, refresh_token: str) -> TokenPair:
+        """POST {oauth}/v4/oa/access_token with grant_type=refresh_token (form body, secret_key header)."""
+        try:
+            response = self.http.post(
+                f"{self.oauth_url}/v4/oa/access_token",
+                data={"refresh_token": refresh_token, "app_id": self.app_id, "grant_type": "refresh_token"},
+                headers={"secret_key": self.app_secret},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise ZaloTransportError(0, f"token refresh failed: {exc}") from exc
+        body = _json_body(response)
+        if not body.get("access_token") or not body.get("refresh_token"):
+            code = _int(body.get("error"), -1)
+            raise ZaloAuthError(code, f"token refresh refused: {body.get('error_name') or body.get('message') or body}")
+        return TokenPair(str(body["access_token"]), str(body["refresh_token"]), _int(body.get("expires_in"), 0) or None)
+
+    def _request(self, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(
+                method, f"{self.openapi_url}{path}", headers={"access_token": token}, timeout=self.timeout, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise ZaloTransportError(0, f"{method} {path}: {exc}") from exc
+        body = _json_body(response)
+        code = _int(body.get("error"), 0)
+        if code != 0:  # Zalo answers errors with HTTP 200 and a non-zero `error`
+            raise error_for(code, str(body.get("message", "")))
+        data = body.get("data")
+        return data if isinstance(data, dict) else {}
+
+
+def _json_body(response: requests.Response) -> dict[str, Any]:
+    if response.status_code >= 500:
+        raise ZaloTransportError(response.status_code, f"HTTP {response.status_code} from Zalo")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise ZaloTransportError(response.status_code, f"HTTP {response.status_code}, body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ZaloError(response.status_code, "unexpected JSON from Zalo")
+    return body
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

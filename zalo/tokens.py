@@ -1,0 +1,103 @@
+"""The OA token pair, kept in the database and refreshed single-flight.
+
+Zalo refresh tokens are single-use and rotate: every refresh returns a new pair and the old
+refresh token stops working. Two workers refreshing at once would burn the pair and force an
+admin to grant the OA again. So a refresh locks the token row, re-reads it, and only calls Zalo
+if nobody refreshed since the caller saw its stale token; the new pair is committed before it
+is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import OaToken, lock_row, utcnow
+from zalo.errors import ZaloAuthError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int | None = None  # seconds
+
+    def expires_at(self, now: datetime) -> datetime | None:
+        return now + timedelta(seconds=self.expires_in) if self.expires_in else None
+
+
+Exchange = Callable[[str], TokenPair]
+
+
+class DatabaseTokenStore:
+    def __init__(self, sessions: sessionmaker[Session], seed: TokenPair | None = None) -> None:
+        self._sessions = sessions
+        self._seed = seed if seed and (seed.access_token or seed.refresh_token) else None
+        self._local = threading.Lock()  # one refresh per process at a time; the row lock covers processes
+
+    def access_token(self) -> str:
+        with self._sessions() as session, session.begin():
+            row = self._current(session)
+            if row is None:
+                raise ZaloAuthError(0, "no OA access token: set ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN")
+            return row.access_token
+
+    def expires_at(self) -> datetime | None:
+        with self._sessions() as session:
+            row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))
+            return row.expires_at if row else None
+
+    def refresh(self, stale_access_token: str | None, exchange: Exchange) -> str:
+        """Return a fresh access token, calling `exchange(refresh_token)` at most once across workers.
+
+        `stale_access_token` is the token the caller saw fail; None forces a refresh (token keeper).
+        """
+        with self._local, self._sessions() as session, session.begin():
+            row = self._current(session)
+            if row is None:
+                raise ZaloAuthError(0, "no OA refresh token: set ZALO_REFRESH_TOKEN")
+            row = lock_row(session, OaToken, row.id)
+            assert row is not None
+            if stale_access_token is not None and row.access_token != stale_access_token:
+                return row.access_token  # someone else refreshed while we waited for the lock
+            pair = exchange(row.refresh_token)
+            now = utcnow()
+            row.access_token, row.refresh_token = pair.access_token, pair.refresh_token
+            row.expires_at = pair.expires_at(now)
+            row.refreshed_at = now
+            row.refresh_count += 1
+            log.info("zalo: OA token refreshed (refresh #%s)", row.refresh_count)
+        return pair.access_token
+
+    def _current(self, session: Session) -> OaToken | None:
+        row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))
+        if self._seed is None:
+            return row
+        fingerprint = _fingerprint(self._seed)
+        if row is None:
+            row = OaToken(
+                access_token=self._seed.access_token,
+                refresh_token=self._seed.refresh_token,
+                seed_fingerprint=fingerprint,
+            )
+            session.add(row)
+            session.flush()
+        elif row.seed_fingerprint != fingerprint:
+            # An operator put a newly granted pair in the environment: it replaces the stored one.
+            log.warning("zalo: token pair in the environment changed; replacing the stored pair")
+            row.access_token, row.refresh_token = self._seed.access_token, self._seed.refresh_token
+            row.seed_fingerprint, row.expires_at = fingerprint, None
+        return row
+
+
+def _fingerprint(pair: TokenPair) -> str:
+    return hashlib.sha256(f"{pair.access_token}\n{pair.refresh_token}".encode()).hexdigest()
