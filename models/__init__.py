@@ -2,10 +2,40 @@
 
 from models.base import Base, Model, insert_ignore, lock_row, utcnow
 from models.events import EventStatus, WebhookEvent
+from models.loyalty import (
+    ActorType,
+    EntryKind,
+    LedgerEntry,
+    LotDraw,
+    Member,
+    MemberStatus,
+    PointLot,
+    ProgramSettings,
+    Reward,
+    Store,
+    Tier,
+    TierEvent,
+    Voucher,
+    VoucherStatus,
+)
 from models.outbox import OutboxMessage, OutboxStatus
 from models.zalo import OaToken, ZaloUser
 
 __all__ = [
+    "ActorType",
+    "EntryKind",
+    "LedgerEntry",
+    "LotDraw",
+    "Member",
+    "MemberStatus",
+    "PointLot",
+    "ProgramSettings",
+    "Reward",
+    "Store",
+    "Tier",
+    "TierEvent",
+    "Voucher",
+    "VoucherStatus",
     "Base",
     "EventStatus",
     "Model",

@@ -1,0 +1,24 @@
+"""Human-typable random codes: no I, O, 0 or 1, so nobody misreads them at the counter."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, 5 bits each
+VOUCHER_CODE_LENGTH = 8  # 40 bits: guessing is hopeless with the counter's rate limits
+REFERRAL_CODE_LENGTH = 6
+_NOT_CODE = re.compile(r"[^A-Z0-9]")
+
+
+def random_code(length: int) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def normalize_code(text: str) -> str:
+    """What a person typed ("abcd-efgh ", "ABCD EFGH") -> the stored form ("ABCDEFGH")."""
+    return _NOT_CODE.sub("", text.upper())
+
+
+def pretty_voucher_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}" if len(code) == VOUCHER_CODE_LENGTH else code

@@ -1,0 +1,159 @@
+"""Earning points for a bill: the rate (store > channel > default), multipliers, caps, then the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from loyalty import ledger
+from loyalty.errors import InvalidAmount
+from loyalty.members import lock_member
+from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
+from loyalty.referrals import award_referral_bonus
+from loyalty.tiers import upgrade_if_qualified
+from models import EntryKind, LedgerEntry, Member, Store, Tier, TierEvent
+
+MAX_BILL_AMOUNT = 10_000_000_000  # 10 tỷ đ: beyond this it is a typo, not a bill
+
+
+@dataclass(frozen=True)
+class EarnQuote:
+    points: int
+    base_points: int
+    tier_pct: int = 100
+    promotion_pct: int = 100
+    promotion: str | None = None
+    limited_by: str | None = None  # min_bill | bill_cap | day_cap
+
+    def details(self) -> dict[str, object]:
+        return {
+            "base_points": self.base_points,
+            "tier_pct": self.tier_pct,
+            "promotion_pct": self.promotion_pct,
+            "promotion": self.promotion,
+            "limited_by": self.limited_by,
+        }
+
+
+@dataclass(frozen=True)
+class EarnResult:
+    points: int
+    balance: int
+    entry: LedgerEntry | None
+    quote: EarnQuote | None
+    tier_event: TierEvent | None = None
+    referral_entry: LedgerEntry | None = None
+    replayed: bool = False
+
+
+def quote(
+    session: Session,
+    member: Member,
+    amount: int,
+    *,
+    rules: ProgramRules,
+    tz: ZoneInfo,
+    now: datetime,
+    store: Store | None = None,
+    channel: str | None = None,
+) -> EarnQuote:
+    """How many points `amount` đ earns this member now, and why."""
+    if amount < rules.min_bill_amount:
+        return EarnQuote(points=0, base_points=0, limited_by="min_bill")
+    base = _rate(rules, store, channel).points_for(amount)
+    tier = session.get(Tier, member.tier_id) if member.tier_id else None
+    tier_pct = tier.earn_multiplier_pct if tier else 100
+    promo_pct, promo_name = rules.promotion_pct(now.astimezone(tz).date())
+    points = base * tier_pct * promo_pct // 10_000
+    limited_by = None
+    if rules.max_points_per_bill is not None and points > rules.max_points_per_bill:
+        points, limited_by = rules.max_points_per_bill, "bill_cap"
+    if rules.max_points_per_day is not None:
+        room = max(rules.max_points_per_day - _earned_today(session, member.id, now, tz), 0)
+        if points > room:
+            points, limited_by = room, "day_cap"
+    return EarnQuote(
+        points=points,
+        base_points=base,
+        tier_pct=tier_pct,
+        promotion_pct=promo_pct,
+        promotion=promo_name,
+        limited_by=limited_by,
+    )
+
+
+def earn(
+    session: Session,
+    member_id: int,
+    amount: int,
+    *,
+    key: str,
+    rules: ProgramRules,
+    tz: ZoneInfo,
+    now: datetime,
+    actor: ledger.Actor = ledger.SYSTEM,
+    store_id: int | None = None,
+    channel: str | None = None,
+    bill_ref: str | None = None,
+) -> EarnResult:
+    """Credit points for a bill of `amount` đ, once per `key`; upgrades the tier at once if reached."""
+    if not 0 < amount <= MAX_BILL_AMOUNT:
+        raise InvalidAmount(f"bill amount {amount}")
+    member = lock_member(session, member_id)
+    existing = ledger.find_entry(session, key)
+    if existing is not None:
+        return EarnResult(
+            points=existing.points, balance=member.points_balance, entry=existing, quote=None, replayed=True
+        )
+    store = session.get(Store, store_id) if store_id else None
+    q = quote(session, member, amount, rules=rules, tz=tz, now=now, store=store, channel=channel)
+    if q.points <= 0:
+        return EarnResult(points=0, balance=member.points_balance, entry=None, quote=q)
+    posting = ledger.Posting(
+        kind=EntryKind.EARN,
+        points=q.points,
+        key=key,
+        actor=actor,
+        source_ref=bill_ref,
+        store_id=store_id,
+        channel=channel,
+        bill_amount=amount,
+        qualifying=True,
+        reason="tích điểm",
+        details=q.details(),
+    )
+    entry = ledger.credit(session, member, posting, now=now, expires_at=rules.expiry_for(now))
+    bonus = award_referral_bonus(session, member, entry, rules=rules, now=now)
+    tier_event = upgrade_if_qualified(
+        session, member, window_start=rules.tier_window_start(now), now=now, reason=f"earn:{entry.id}"
+    )
+    return EarnResult(
+        points=q.points,
+        balance=member.points_balance,
+        entry=entry,
+        quote=q,
+        tier_event=tier_event,
+        referral_entry=bonus,
+    )
+
+
+def _rate(rules: ProgramRules, store: Store | None, channel: str | None) -> Rate:
+    if store is not None and store.earn_points is not None and store.earn_unit_amount:
+        return Rate(store.earn_points, store.earn_unit_amount)
+    return rules.rate_for(channel)
+
+
+def _earned_today(session: Session, member_id: int, now: datetime, tz: ZoneInfo) -> int:
+    """Points earned in the shop's calendar day, net of reversed earns."""
+    start, end = start_of_local_day(now, tz), end_of_local_day(now, tz)
+    stmt = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+        LedgerEntry.member_id == member_id,
+        LedgerEntry.kind == EntryKind.EARN,
+        LedgerEntry.created_at >= start,
+        LedgerEntry.created_at < end,
+    )
+    return int(session.scalar(stmt) or 0)

@@ -1,0 +1,85 @@
+"""Typed domain errors. Each carries a stable `code` the bot, counter and API map to their own words."""
+
+from __future__ import annotations
+
+
+class LoyaltyError(Exception):
+    code = "loyalty_error"
+
+
+class InvalidAmount(LoyaltyError):
+    code = "invalid_amount"
+
+
+class MemberNotFound(LoyaltyError):
+    code = "member_not_found"
+
+
+class MemberBlocked(LoyaltyError):
+    code = "member_blocked"
+
+
+class InsufficientPoints(LoyaltyError):
+    code = "insufficient_points"
+
+    def __init__(self, balance: int, needed: int) -> None:
+        super().__init__(f"balance {balance} < {needed}")
+        self.balance = balance
+        self.needed = needed
+
+
+class NotReversible(LoyaltyError):
+    code = "not_reversible"
+
+
+class AlreadyReversed(NotReversible):
+    code = "already_reversed"
+
+
+class RewardUnavailable(LoyaltyError):
+    """reason: inactive | not_started | ended | out_of_stock | tier | limit"""
+
+    code = "reward_unavailable"
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} {detail}".strip())
+        self.reason = reason
+        self.detail = detail
+
+
+class VoucherError(LoyaltyError):
+    code = "voucher_error"
+
+
+class VoucherNotFound(VoucherError):
+    code = "voucher_not_found"
+
+
+class VoucherExpired(VoucherError):
+    code = "voucher_expired"
+
+
+class VoucherUsed(VoucherError):
+    code = "voucher_used"
+
+
+class VoucherCancelled(VoucherError):
+    code = "voucher_cancelled"
+
+
+class VoucherWrongMember(VoucherError):
+    code = "voucher_wrong_member"
+
+
+class ReferralRefused(LoyaltyError):
+    """reason: unknown_code | self | loop | already_referred | already_purchased"""
+
+    code = "referral_refused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidSettings(LoyaltyError):
+    code = "invalid_settings"

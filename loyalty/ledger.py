@@ -1,0 +1,345 @@
+"""The ledger: the only writer of points.
+
+Every operation: lock the member row, look up its idempotency key (a replay returns the first
+result and writes nothing), validate, then append one entry and move points between lots. Credits
+open a lot (with its expiry); debits draw from lots soonest-expiring first and record each draw,
+so a reversal can put back exactly what was taken. The member's cached balance is updated in the
+same transaction. Callers own the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from loyalty import format as fmt
+from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, NotReversible
+from loyalty.members import lock_member
+from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
+
+CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})
+REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS})
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str = ActorType.SYSTEM
+    id: str | None = None
+
+
+SYSTEM = Actor()
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What to write. `points` is positive; the kind decides the sign."""
+
+    kind: EntryKind
+    points: int
+    key: str
+    reason: str = ""
+    actor: Actor = SYSTEM
+    source_ref: str | None = None
+    store_id: int | None = None
+    channel: str | None = None
+    bill_amount: int | None = None
+    qualifying: bool = False
+    details: dict[str, Any] | None = None
+
+
+def find_entry(session: Session, key: str) -> LedgerEntry | None:
+    return session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+
+
+def credit(
+    session: Session, member: Member, posting: Posting, *, now: datetime, expires_at: datetime | None
+) -> LedgerEntry:
+    """Add points as a new lot. The member must be locked and the key checked by the caller."""
+    if posting.points <= 0:
+        raise InvalidAmount("a credit needs points > 0")
+    entry = _append(session, member, posting, posting.points, now, qualifying_at=now if posting.qualifying else None)
+    session.add(
+        PointLot(
+            member_id=member.id,
+            entry_id=entry.id,
+            points=posting.points,
+            remaining=posting.points,
+            earned_at=now,
+            expires_at=expires_at,
+        )
+    )
+    if posting.kind == EntryKind.EARN:
+        member.points_lifetime += posting.points
+    return entry
+
+
+def debit(
+    session: Session, member: Member, posting: Posting, *, now: datetime, lots: Sequence[PointLot] | None = None
+) -> LedgerEntry:
+    """Take points from the member's lots (given ones first, then soonest-expiring). Never below zero."""
+    if posting.points <= 0:
+        raise InvalidAmount("a debit needs points > 0")
+    if member.points_balance < posting.points:
+        raise InsufficientPoints(member.points_balance, posting.points)
+    entry = _append(session, member, posting, -posting.points, now, qualifying_at=None)
+    _draw(session, member, entry, posting.points, preferred=lots or ())
+    return entry
+
+
+def post_credit(
+    session: Session, member_id: int, posting: Posting, *, now: datetime, expires_at: datetime | None
+) -> tuple[LedgerEntry, bool]:
+    """Idempotent credit: returns (entry, replayed)."""
+    member = lock_member(session, member_id)
+    existing = find_entry(session, posting.key)
+    if existing is not None:
+        return existing, True
+    return credit(session, member, posting, now=now, expires_at=expires_at), False
+
+
+def post_debit(session: Session, member_id: int, posting: Posting, *, now: datetime) -> tuple[LedgerEntry, bool]:
+    """Idempotent debit: returns (entry, replayed)."""
+    member = lock_member(session, member_id)
+    existing = find_entry(session, posting.key)
+    if existing is not None:
+        return existing, True
+    return debit(session, member, posting, now=now), False
+
+
+def reverse(
+    session: Session, entry_id: int, *, key: str, now: datetime, actor: Actor = SYSTEM, reason: str = ""
+) -> tuple[LedgerEntry, bool]:
+    """Cancel an earn (refunded bill), a redemption (cancelled voucher) or a referral bonus, exactly once.
+
+    A reversed credit takes back the same points (from its own lot first); a reversed debit puts the
+    points back into the lots they came from, with their original expiry.
+    """
+    original = session.get(LedgerEntry, entry_id)
+    if original is None:
+        raise NotReversible(f"entry {entry_id} not found")
+    member = lock_member(session, original.member_id, allow_blocked=True)
+    existing = find_entry(session, key)
+    if existing is not None:
+        return existing, True
+    if original.kind not in REVERSIBLE_KINDS:
+        raise NotReversible(f"a {original.kind} entry cannot be reversed")
+    if session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == original.id)) is not None:
+        raise AlreadyReversed(f"entry {original.id} was already reversed")
+    posting = Posting(
+        kind=EntryKind.REVERSE,
+        points=abs(original.points),
+        key=key,
+        reason=reason or f"reverse {original.kind}",
+        actor=actor,
+        source_ref=original.source_ref,
+        store_id=original.store_id,
+        channel=original.channel,
+    )
+    if original.points > 0:
+        entry = _reverse_credit(session, member, original, posting, now)
+    else:
+        entry = _reverse_debit(session, member, original, posting, now)
+    return entry, False
+
+
+def expire_lot(session: Session, lot_id: int, *, now: datetime) -> LedgerEntry | None:
+    """Expire what is left of one due lot (idempotent per lot). Returns the entry, or None if nothing was due."""
+    lot = session.get(PointLot, lot_id)
+    if lot is None:
+        return None
+    member = lock_member(session, lot.member_id, allow_blocked=True)
+    session.refresh(lot)
+    key = f"expire:lot:{lot.id}"
+    if lot.remaining <= 0 or lot.expires_at is None or lot.expires_at > now or find_entry(session, key):
+        return None
+    posting = Posting(
+        kind=EntryKind.EXPIRE,
+        points=lot.remaining,
+        key=key,
+        reason="points expired",
+        details={"lot_id": lot.id, "earned_at": lot.earned_at.isoformat()},
+    )
+    return debit(session, member, posting, now=now, lots=[lot])
+
+
+def due_lot_ids(session: Session, now: datetime, limit: int = 1000) -> list[int]:
+    stmt = (
+        select(PointLot.id)
+        .where(PointLot.expires_at <= now, PointLot.remaining > 0)
+        .order_by(PointLot.expires_at, PointLot.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def history(session: Session, member_id: int, limit: int = 10) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(LedgerEntry.member_id == member_id).order_by(LedgerEntry.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def expiring(
+    session: Session, member_id: int, *, until: datetime | None = None, tz: ZoneInfo | None = None
+) -> list[tuple[date, int]]:
+    """(expiry day, points) of the member's unspent points, soonest first, by the shop's calendar day."""
+    stmt = (
+        select(PointLot.expires_at, PointLot.remaining)
+        .where(PointLot.member_id == member_id, PointLot.remaining > 0, PointLot.expires_at.is_not(None))
+        .order_by(PointLot.expires_at)
+    )
+    if until is not None:
+        stmt = stmt.where(PointLot.expires_at <= until)
+    totals: dict[date, int] = {}
+    for expires_at, remaining in session.execute(stmt):
+        assert expires_at is not None  # filtered in the query
+        day = (expires_at.astimezone(tz) if tz else expires_at).date()
+        totals[day] = totals.get(day, 0) + remaining
+    return list(totals.items())
+
+
+def describe(entry: LedgerEntry, tz: ZoneInfo) -> str:
+    """ "+25 điểm — hóa đơn HD123 — 12/11" for people."""
+    return f"{fmt.signed_points(entry.points)} điểm — {_label(entry)} — {fmt.short_day(entry.created_at, tz)}"
+
+
+def ledger_totals(session: Session, member_id: int) -> tuple[int, int]:
+    """(sum of entries, sum of unspent lots): both must equal the cached balance."""
+    entries = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(LedgerEntry.member_id == member_id)
+    )
+    lots = session.scalar(select(func.coalesce(func.sum(PointLot.remaining), 0)).where(PointLot.member_id == member_id))
+    return int(entries or 0), int(lots or 0)
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _append(
+    session: Session,
+    member: Member,
+    posting: Posting,
+    signed: int,
+    now: datetime,
+    qualifying_at: datetime | None,
+    reverses_id: int | None = None,
+) -> LedgerEntry:
+    member.points_balance += signed
+    entry = LedgerEntry(
+        member_id=member.id,
+        kind=posting.kind,
+        points=signed,
+        balance_after=member.points_balance,
+        idempotency_key=posting.key,
+        reason=posting.reason,
+        actor_type=posting.actor.type,
+        actor_id=posting.actor.id,
+        source_ref=posting.source_ref,
+        store_id=posting.store_id,
+        channel=posting.channel,
+        bill_amount=posting.bill_amount,
+        qualifying_at=qualifying_at,
+        reverses_id=reverses_id,
+        details=posting.details or {},
+        created_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _draw(session: Session, member: Member, entry: LedgerEntry, points: int, preferred: Sequence[PointLot]) -> None:
+    need = points
+    for lot in [*preferred, *_open_lots(session, member.id, exclude={lot.id for lot in preferred})]:
+        if need == 0:
+            break
+        take = min(lot.remaining, need)
+        if take <= 0:
+            continue
+        lot.remaining -= take
+        need -= take
+        session.add(LotDraw(entry_id=entry.id, lot_id=lot.id, points=take))
+    if need:
+        # The cached balance said yes but the lots disagree: refuse rather than corrupt the ledger.
+        raise InsufficientPoints(points - need, points)
+    session.flush()
+
+
+def _open_lots(session: Session, member_id: int, exclude: set[int]) -> list[PointLot]:
+    stmt = (
+        select(PointLot)
+        .where(PointLot.member_id == member_id, PointLot.remaining > 0)
+        .order_by(PointLot.expires_at.is_(None), PointLot.expires_at, PointLot.earned_at, PointLot.id)
+    )
+    return [lot for lot in session.scalars(stmt) if lot.id not in exclude]
+
+
+def _reverse_credit(
+    session: Session, member: Member, original: LedgerEntry, posting: Posting, now: datetime
+) -> LedgerEntry:
+    if member.points_balance < posting.points:
+        raise InsufficientPoints(member.points_balance, posting.points)
+    entry = _append(
+        session, member, posting, -posting.points, now, qualifying_at=original.qualifying_at, reverses_id=original.id
+    )
+    own_lot = session.scalar(select(PointLot).where(PointLot.entry_id == original.id))
+    _draw(session, member, entry, posting.points, preferred=[own_lot] if own_lot else [])
+    if original.kind == EntryKind.EARN:
+        member.points_lifetime -= posting.points
+    return entry
+
+
+def _reverse_debit(
+    session: Session, member: Member, original: LedgerEntry, posting: Posting, now: datetime
+) -> LedgerEntry:
+    entry = _append(session, member, posting, posting.points, now, qualifying_at=None, reverses_id=original.id)
+    for draw in session.scalars(select(LotDraw).where(LotDraw.entry_id == original.id)):
+        lot = session.get(PointLot, draw.lot_id)
+        assert lot is not None
+        lot.remaining += draw.points
+        session.add(LotDraw(entry_id=entry.id, lot_id=lot.id, points=-draw.points))
+    session.flush()
+    return entry
+
+
+def _label(entry: LedgerEntry) -> str:
+    ref = entry.source_ref
+    if entry.kind == EntryKind.EARN:
+        if ref:
+            return f"hóa đơn {ref}"
+        return f"mua hàng {fmt.vnd(entry.bill_amount)}" if entry.bill_amount else "tích điểm"
+    if entry.kind == EntryKind.REDEEM:
+        return entry.reason or "đổi quà"
+    if entry.kind == EntryKind.EXPIRE:
+        return "điểm hết hạn"
+    if entry.kind == EntryKind.REFERRAL_BONUS:
+        return entry.reason or "thưởng giới thiệu"
+    if entry.kind == EntryKind.REVERSE:
+        return f"hoàn tác {ref}" if ref else "hoàn tác"
+    return entry.reason or "điều chỉnh"
+
+
+def adjust(
+    session: Session,
+    member_id: int,
+    points: int,
+    *,
+    key: str,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+    expires_at: datetime | None,
+) -> tuple[LedgerEntry, bool]:
+    """A manual correction by staff, with a required reason: + opens a lot, − draws soonest-expiring first."""
+    if not reason.strip():
+        raise InvalidAmount("an adjustment needs a reason")
+    if points == 0:
+        raise InvalidAmount("an adjustment needs points other than 0")
+    posting = Posting(kind=EntryKind.ADJUST, points=abs(points), key=key, reason=reason.strip(), actor=actor)
+    if points > 0:
+        return post_credit(session, member_id, posting, now=now, expires_at=expires_at)
+    return post_debit(session, member_id, posting, now=now)

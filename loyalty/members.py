@@ -1,0 +1,91 @@
+"""Members: creation with a unique referral code, look-ups, and the row lock every points write takes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
+from loyalty.errors import MemberBlocked, MemberNotFound
+from loyalty.tiers import lowest_tier
+from models import Member, MemberStatus, lock_row
+
+CODE_ATTEMPTS = 8
+
+
+def create_member(
+    session: Session,
+    *,
+    now: datetime,
+    name: str = "",
+    phone: str | None = None,
+    birthday: date | None = None,
+    zalo_user_id: str | None = None,
+    source: str = "zalo",
+) -> Member:
+    """Add a member in the lowest tier with a fresh referral code (retried on the rare collision)."""
+    tier = lowest_tier(session)
+    for _ in range(CODE_ATTEMPTS):
+        member = Member(
+            code=random_code(REFERRAL_CODE_LENGTH),
+            name=name,
+            phone=phone,
+            birthday=birthday,
+            zalo_user_id=zalo_user_id,
+            source=source,
+            joined_at=now,
+            tier_id=tier.id if tier else None,
+            tier_since=now if tier else None,
+        )
+        try:
+            with session.begin_nested():
+                session.add(member)
+                session.flush()
+            return member
+        except IntegrityError:
+            if _code_taken(session, member.code):
+                continue
+            raise
+    raise RuntimeError("could not find a free referral code")
+
+
+def lock_member(session: Session, member_id: int, *, allow_blocked: bool = False) -> Member:
+    """Lock the member's row for the rest of the transaction: points writes for one member run one at a time."""
+    member = lock_row(session, Member, member_id)
+    if member is None:
+        raise MemberNotFound(str(member_id))
+    if member.status == MemberStatus.BLOCKED and not allow_blocked:
+        raise MemberBlocked(str(member_id))
+    return member
+
+
+def get_member(session: Session, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None:
+        raise MemberNotFound(str(member_id))
+    return member
+
+
+def find_by_phone(session: Session, phone: str) -> Member | None:
+    return session.scalar(select(Member).where(Member.phone == phone))
+
+
+def find_by_zalo_user(session: Session, zalo_user_id: str) -> Member | None:
+    return session.scalar(select(Member).where(Member.zalo_user_id == zalo_user_id))
+
+
+def find_by_code(session: Session, code: str) -> Member | None:
+    return session.scalar(select(Member).where(Member.code == normalize_code(code)))
+
+
+def set_blocked(session: Session, member_id: int, blocked: bool) -> Member:
+    member = lock_member(session, member_id, allow_blocked=True)
+    member.status = MemberStatus.BLOCKED if blocked else MemberStatus.ACTIVE
+    return member
+
+
+def _code_taken(session: Session, code: str) -> bool:
+    return session.scalar(select(Member.id).where(Member.code == code)) is not None

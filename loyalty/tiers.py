@@ -1,0 +1,133 @@
+"""Tiers: qualification on a rolling window (or lifetime), instant upgrades, downgrades only at review."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import LedgerEntry, Member, Tier, TierEvent
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    current: Tier | None
+    next: Tier | None
+    qualifying_points: int
+
+    @property
+    def missing(self) -> int:
+        return max(self.next.threshold - self.qualifying_points, 0) if self.next else 0
+
+
+def list_tiers(session: Session) -> list[Tier]:
+    return list(session.scalars(select(Tier).order_by(Tier.threshold)))
+
+
+def lowest_tier(session: Session) -> Tier | None:
+    return session.scalar(select(Tier).order_by(Tier.threshold).limit(1))
+
+
+def tier_for(tiers: list[Tier], qualifying_points: int) -> Tier | None:
+    """The highest tier whose threshold the points reach (tiers sorted by threshold)."""
+    reached = [t for t in tiers if t.threshold <= qualifying_points]
+    return reached[-1] if reached else None
+
+
+def qualifying_points(session: Session, member_id: int, window_start: datetime | None) -> int:
+    stmt = select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+        LedgerEntry.member_id == member_id, LedgerEntry.qualifying_at.is_not(None)
+    )
+    if window_start is not None:
+        stmt = stmt.where(LedgerEntry.qualifying_at >= window_start)
+    return int(session.scalar(stmt) or 0)
+
+
+def upgrade_if_qualified(
+    session: Session, member: Member, *, window_start: datetime | None, now: datetime, reason: str
+) -> TierEvent | None:
+    """Move the member up at once if their qualifying points reached a higher tier. Never moves down."""
+    tiers = list_tiers(session)
+    current = _tier(tiers, member.tier_id)
+    higher = [t for t in tiers if current is None or t.threshold > current.threshold]
+    # Qualifying points never exceed lifetime points: most earns can skip the SUM over the window.
+    if not higher or member.points_lifetime < higher[0].threshold:
+        return None
+    target = tier_for(tiers, qualifying_points(session, member.id, window_start))
+    if target is None or (current is not None and target.threshold <= current.threshold):
+        return None
+    return _change_tier(session, member, current, target, now, reason)
+
+
+def review_tiers(session: Session, *, window_start: datetime | None, now: datetime) -> list[TierEvent]:
+    """The periodic review: move every member to the tier their qualifying points earn, down included.
+
+    Called by the tier-review cron job; the caller commits. Members are locked one at a time.
+    """
+    from loyalty.members import lock_member
+
+    tiers = list_tiers(session)
+    if not tiers:
+        return []
+    totals = _qualifying_by_member(session, window_start)
+    events = []
+    for member_id in session.scalars(select(Member.id).order_by(Member.id)):
+        target = tier_for(tiers, totals.get(member_id, 0)) or tiers[0]
+        member = lock_member(session, member_id, allow_blocked=True)
+        if member.tier_id != target.id:
+            current = _tier(tiers, member.tier_id)
+            events.append(_change_tier(session, member, current, target, now, "review"))
+    return events
+
+
+def progress(session: Session, member: Member, window_start: datetime | None) -> TierProgress:
+    tiers = list_tiers(session)
+    current = _tier(tiers, member.tier_id)
+    higher = [t for t in tiers if current is None or t.threshold > current.threshold]
+    return TierProgress(
+        current=current,
+        next=higher[0] if higher else None,
+        qualifying_points=qualifying_points(session, member.id, window_start),
+    )
+
+
+def member_counts(session: Session) -> list[tuple[Tier, int]]:
+    rows = session.execute(select(Member.tier_id, func.count()).group_by(Member.tier_id)).all()
+    counts = {tier_id: count for tier_id, count in rows}
+    return [(tier, int(counts.get(tier.id, 0))) for tier in list_tiers(session)]
+
+
+def _qualifying_by_member(session: Session, window_start: datetime | None) -> dict[int, int]:
+    stmt = (
+        select(LedgerEntry.member_id, func.sum(LedgerEntry.points))
+        .where(LedgerEntry.qualifying_at.is_not(None))
+        .group_by(LedgerEntry.member_id)
+    )
+    if window_start is not None:
+        stmt = stmt.where(LedgerEntry.qualifying_at >= window_start)
+    return {member_id: int(total or 0) for member_id, total in session.execute(stmt)}
+
+
+def _tier(tiers: list[Tier], tier_id: int | None) -> Tier | None:
+    return next((t for t in tiers if t.id == tier_id), None)
+
+
+def _change_tier(
+    session: Session, member: Member, current: Tier | None, target: Tier, now: datetime, reason: str
+) -> TierEvent:
+    up = current is None or target.threshold > current.threshold
+    event = TierEvent(
+        member_id=member.id,
+        from_tier_id=current.id if current else None,
+        to_tier_id=target.id,
+        direction="up" if up else "down",
+        reason=reason,
+        created_at=now,
+    )
+    member.tier_id = target.id
+    member.tier_since = now
+    session.add(event)
+    session.flush()
+    return event
