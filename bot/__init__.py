@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from bot.router import Bot
+from bot.router import Bot, BotConfig
 
 
-def build_bot(shop_name: str = "Cửa hàng của bạn") -> Bot:
-    from bot.handlers import basics
+def build_bot(config: BotConfig | None = None) -> Bot:
+    """Commands are matched in registration order, so the more specific ones ("đổi thẻ") come first."""
+    from bot.handlers import account, basics, membership
 
-    bot = Bot()
-    basics.register(bot, shop_name)
+    bot = Bot(config)
+    membership.register(bot)
+    account.register(bot)
+    basics.register(bot)
     return bot
+
+
+__all__ = ["Bot", "BotConfig", "build_bot"]

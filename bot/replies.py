@@ -21,6 +21,12 @@ class Reply:
     text: str = ""
     buttons: tuple[Button, ...] = ()
     message: dict[str, Any] | None = field(default=None)
+    card_member_id: int | None = None  # send this member's card (drawn and uploaded at send time)
+
+    def to_outbox(self) -> list[dict[str, Any] | tuple[str, dict[str, Any]]]:
+        if self.card_member_id is not None:
+            return [("member_card", {"member_id": self.card_member_id, "caption": self.text})]
+        return list(self.to_messages())
 
     def to_messages(self) -> list[dict[str, Any]]:
         """Zalo `message` objects; a long text becomes several, the buttons go on the last one."""
@@ -42,10 +48,10 @@ def _environment() -> Environment:
     )
 
 
-def render(name: str, **context: Any) -> str:
-    """Render templates/replies/<name>.txt."""
-    return _environment().get_template(f"{name}.txt").render(**context).strip()
+def render(template: str, /, **context: Any) -> str:
+    """Render templates/replies/<template>.txt."""
+    return _environment().get_template(f"{template}.txt").render(**context).strip()
 
 
-def reply(name: str, buttons: tuple[Button, ...] = (), **context: Any) -> Reply:
-    return Reply(text=render(name, **context), buttons=buttons)
+def reply(template: str, /, buttons: tuple[Button, ...] = (), **context: Any) -> Reply:
+    return Reply(text=render(template, **context), buttons=buttons)

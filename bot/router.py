@@ -1,7 +1,8 @@
-"""Routing: event type -> handler, text -> command (first match wins), else the default handler.
+"""Routing: event type -> handler; text -> pending conversation step, then command (first match wins),
+else the default handler.
 
-Modelled on python-telegram-bot's handlers and LINE's WebhookHandler: small callbacks
-registered on a router; the router knows nothing about what they do.
+Modelled on python-telegram-bot's handlers and LINE's WebhookHandler: small callbacks registered on
+a router; the router knows nothing about what they do.
 """
 
 from __future__ import annotations
@@ -9,15 +10,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot.replies import Reply
+from bot.state import get_state
 from bot.text import fold, tail_words
 from bot.users import touch_user
-from models import ZaloUser
+from loyalty.members import find_by_zalo_user
+from loyalty.program import ProgramRules, load_rules
+from models import ConversationState, Member, ZaloUser
 from zalo.events import TextMessage, ZaloEvent
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    shop_name: str = "Cửa hàng của bạn"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    oa_id: str = ""
+    card_secret: str = "dev"
+    logo_url: str = ""
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def oa_link(self) -> str:
+        return f"https://zalo.me/{self.oa_id}" if self.oa_id else ""
 
 
 @dataclass
@@ -26,15 +49,30 @@ class Context:
     event: ZaloEvent
     user: ZaloUser | None
     now: datetime
+    config: BotConfig = field(default_factory=BotConfig)
     args: str = ""  # text after the command word(s), diacritics kept
+    state: ConversationState | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
         return self.event.text if isinstance(self.event, TextMessage) else ""
 
+    @cached_property
+    def member(self) -> Member | None:
+        return find_by_zalo_user(self.session, self.user.user_id) if self.user else None
+
+    @cached_property
+    def rules(self) -> ProgramRules:
+        return load_rules(self.session)
+
+    def forget_member(self) -> None:
+        """After registration changes who the member is."""
+        self.__dict__.pop("member", None)
+
 
 Handler = Callable[[Context], list[Reply]]
+StepHandler = Callable[[Context], list[Reply] | None]  # None: not an answer to the step, route normally
 
 
 @dataclass(frozen=True)
@@ -42,11 +80,12 @@ class Command:
     name: str
     aliases: tuple[str, ...]  # folded forms, e.g. ("tro giup", "help", "?")
     handler: Handler
+    exact: bool = False  # only the bare word matches ("có"), not "có bánh mì không"
 
     def match(self, folded: str) -> str | None:
         """The matching alias (longest first), or None."""
         for alias in sorted(self.aliases, key=len, reverse=True):
-            if folded == alias or folded.startswith(alias + " "):
+            if folded == alias or (not self.exact and folded.startswith(alias + " ")):
                 return alias
         return None
 
@@ -54,8 +93,10 @@ class Command:
 class Bot:
     """Routes one event to one handler and returns its replies; never sends anything itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: BotConfig | None = None) -> None:
+        self.config = config or BotConfig()
         self._event_handlers: dict[type[ZaloEvent], Handler] = {}
+        self._steps: dict[str, StepHandler] = {}
         self._commands: list[Command] = []
         self._default_text: Handler = lambda ctx: []
         self._default_event: Handler = lambda ctx: []
@@ -67,11 +108,20 @@ class Bot:
 
         return register
 
-    def command(self, name: str, *aliases: str) -> Callable[[Handler], Handler]:
+    def on_step(self, name: str) -> Callable[[StepHandler], StepHandler]:
+        """A handler for the user's answer while conversation state `name` is pending."""
+
+        def register(handler: StepHandler) -> StepHandler:
+            self._steps[name] = handler
+            return handler
+
+        return register
+
+    def command(self, name: str, *aliases: str, exact: bool = False) -> Callable[[Handler], Handler]:
         folded = tuple(dict.fromkeys(fold(a) for a in (name, *aliases)))
 
         def register(handler: Handler) -> Handler:
-            self._commands.append(Command(name, folded, handler))
+            self._commands.append(Command(name, folded, handler, exact))
             return handler
 
         return register
@@ -86,7 +136,7 @@ class Bot:
 
     def handle(self, session: Session, event: ZaloEvent, now: datetime) -> list[Reply]:
         user = touch_user(session, event, now)
-        ctx = Context(session=session, event=event, user=user, now=now)
+        ctx = Context(session=session, event=event, user=user, now=now, config=self.config)
         if isinstance(event, TextMessage):
             return self._route_text(ctx)
         for event_type in type(event).__mro__:
@@ -104,6 +154,13 @@ class Bot:
         return None
 
     def _route_text(self, ctx: Context) -> list[Reply]:
+        if ctx.user is not None:
+            ctx.state = get_state(ctx.session, ctx.user.user_id, ctx.now)
+            step = self._steps.get(ctx.state.name) if ctx.state else None
+            if step is not None:
+                replies = step(ctx)
+                if replies is not None:
+                    return replies
         found = self.find_command(ctx.text)
         if found is None:
             return self._default_text(ctx)

@@ -17,6 +17,7 @@ from zalo.client import ZaloClient
 
 if TYPE_CHECKING:
     from bot.router import Bot
+    from jobs.cards import CardPublisher
 
 
 @dataclass
@@ -26,6 +27,7 @@ class JobContext:
     zalo: ZaloClient
     queue: Queue
     bot: Bot
+    cards: CardPublisher
 
 
 _context: JobContext | None = None

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from jobs.context import JobContext, current_context
 from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages
+from jobs.profiles import fetch_profile
 from models import EventStatus, WebhookEvent, lock_row, utcnow
 from zalo.events import parse_event
 
@@ -34,8 +35,9 @@ def enqueue_handle_event(queue: Queue, event_id: int) -> None:
 def handle_event(event_id: int) -> str:
     """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
     context = current_context()
+    refresh_profile_if_stale(context, event_id)
     outcome = process_event(context, event_id)
-    deliver_all(context.sessions, context.zalo, pending_ids_for_event(context.sessions, event_id))
+    deliver_all(context.sessions, context.zalo, pending_ids_for_event(context.sessions, event_id), context.cards)
     return outcome
 
 
@@ -61,7 +63,7 @@ def process_event(context: JobContext, event_id: int) -> str:
                     session,
                     key=f"evt-{event_id}",
                     user_id=event.user_id,
-                    messages=[m for r in replies for m in r.to_messages()],
+                    messages=[m for r in replies for m in r.to_outbox()],
                     event_id=event_id,
                 )
             row.status = EventStatus.PROCESSED
@@ -72,6 +74,15 @@ def process_event(context: JobContext, event_id: int) -> str:
     except Exception:
         _record_failure(context, event_id, traceback.format_exc())
         raise
+
+
+def refresh_profile_if_stale(context: JobContext, event_id: int) -> None:
+    """Fill the user's display name and avatar from Zalo once a week; never fails the event."""
+    with context.sessions() as session:
+        event = session.get(WebhookEvent, event_id)
+        user_id = event.zalo_user_id if event and event.status != EventStatus.PROCESSED else None
+    if user_id:
+        fetch_profile(context.sessions, context.zalo, user_id, utcnow())
 
 
 def _record_failure(context: JobContext, event_id: int, error: str) -> None:

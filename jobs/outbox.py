@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,14 +25,23 @@ STALE_CLAIM = timedelta(minutes=2)  # well above the client's connect + read tim
 MAX_SEND_ATTEMPTS = 6  # the first try plus the job's five retries
 
 
+class CardSender(Protocol):
+    def send(self, user_id: str, payload: dict[str, Any]) -> str: ...
+
+
+OutboxItem = dict[str, Any] | tuple[str, dict[str, Any]]  # a plain message, or (kind, payload)
+
+
 def queue_messages(
-    session: Session, *, key: str, user_id: str, messages: Sequence[dict[str, Any]], event_id: int | None = None
+    session: Session, *, key: str, user_id: str, messages: Sequence[OutboxItem], event_id: int | None = None
 ) -> None:
     """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone."""
-    for index, message in enumerate(messages):
+    for index, item in enumerate(messages):
+        kind, message = item if isinstance(item, tuple) else ("message", item)
         values = {
             "key": f"{key}:{index}",
             "zalo_user_id": user_id,
+            "kind": kind,
             "message": message,
             "event_id": event_id,
             "status": OutboxStatus.PENDING,
@@ -56,13 +65,17 @@ def pending_ids_for_event(sessions: sessionmaker[Session], event_id: int) -> lis
         return list(session.scalars(stmt))
 
 
-def deliver_all(sessions: sessionmaker[Session], zalo: ZaloClient, outbox_ids: Sequence[int]) -> None:
+def deliver_all(
+    sessions: sessionmaker[Session], zalo: ZaloClient, outbox_ids: Sequence[int], cards: CardSender | None = None
+) -> None:
     """Deliver in order; a retryable failure stops here and raises so the job retries the rest later."""
     for outbox_id in outbox_ids:
-        deliver_one(sessions, zalo, outbox_id)
+        deliver_one(sessions, zalo, outbox_id, cards)
 
 
-def deliver_one(sessions: sessionmaker[Session], zalo: ZaloClient, outbox_id: int) -> str:
+def deliver_one(
+    sessions: sessionmaker[Session], zalo: ZaloClient, outbox_id: int, cards: CardSender | None = None
+) -> str:
     """Send one outbox message at most once. Returns its final or current status."""
     message = _claim(sessions, outbox_id)
     if message is None:
@@ -70,7 +83,12 @@ def deliver_one(sessions: sessionmaker[Session], zalo: ZaloClient, outbox_id: in
             row = session.get(OutboxMessage, outbox_id)
             return row.status if row else "missing"
     try:
-        zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
+        if message.kind == "member_card":
+            if cards is None:
+                raise RuntimeError("a member card needs a CardSender")
+            zalo_message_id = cards.send(message.zalo_user_id, message.message)
+        else:
+            zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
     except ZaloError as exc:
         return _record_failure(sessions, message, exc)
     with sessions() as session, session.begin():

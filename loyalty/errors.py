@@ -83,3 +83,9 @@ class ReferralRefused(LoyaltyError):
 
 class InvalidSettings(LoyaltyError):
     code = "invalid_settings"
+
+
+class PhoneTaken(LoyaltyError):
+    """The phone belongs to a member linked to another Zalo account."""
+
+    code = "phone_taken"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
-from loyalty.errors import MemberBlocked, MemberNotFound
+from loyalty.errors import MemberBlocked, MemberNotFound, PhoneTaken
 from loyalty.tiers import lowest_tier
 from models import Member, MemberStatus, lock_row
 
@@ -89,3 +90,47 @@ def set_blocked(session: Session, member_id: int, blocked: bool) -> Member:
 
 def _code_taken(session: Session, code: str) -> bool:
     return session.scalar(select(Member.id).where(Member.code == code)) is not None
+
+
+@dataclass(frozen=True)
+class Registration:
+    member: Member
+    outcome: str  # created | linked | updated
+
+
+def register_zalo_user(
+    session: Session,
+    *,
+    zalo_user_id: str,
+    now: datetime,
+    name: str = "",
+    phone: str | None = None,
+    birthday: date | None = None,
+) -> Registration:
+    """Create or update the member of a Zalo user; a member the shop imported with this phone is linked.
+
+    Empty values never overwrite saved ones. Raises PhoneTaken if the phone is another Zalo user's.
+    """
+    member = find_by_zalo_user(session, zalo_user_id)
+    owner = find_by_phone(session, phone) if phone else None
+    if owner is not None and owner.zalo_user_id not in (None, zalo_user_id):
+        raise PhoneTaken(phone or "")
+    outcome = "updated"
+    if member is None and owner is not None:
+        member, outcome = owner, "linked"  # imported earlier (CSV, counter): same person, same balance
+        member.zalo_user_id = zalo_user_id
+    elif member is None:
+        member = create_member(
+            session, now=now, name=name, phone=phone, birthday=birthday, zalo_user_id=zalo_user_id, source="zalo"
+        )
+        return Registration(member, "created")
+    elif owner is not None and owner.id != member.id:
+        raise PhoneTaken(phone or "")
+    if name:
+        member.name = name
+    if phone:
+        member.phone = phone
+    if birthday:
+        member.birthday = birthday
+    session.flush()
+    return Registration(member, outcome)

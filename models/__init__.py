@@ -19,10 +19,12 @@ from models.loyalty import (
     VoucherStatus,
 )
 from models.outbox import OutboxMessage, OutboxStatus
-from models.zalo import OaToken, ZaloUser
+from models.zalo import ConversationState, MediaUpload, OaToken, ZaloUser
 
 __all__ = [
     "ActorType",
+    "ConversationState",
+    "MediaUpload",
     "EntryKind",
     "LedgerEntry",
     "LotDraw",

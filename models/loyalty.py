@@ -35,6 +35,8 @@ class Member(Model):
     points_lifetime: Mapped[int] = mapped_column(default=0)  # all points ever credited by earning
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str] = mapped_column(String(16), default="zalo")  # zalo | import | counter
+    # The member card's QR token embeds this; "đổi thẻ" increments it, revoking every older card.
+    card_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class EntryKind(enum.StrEnum):

@@ -26,7 +26,10 @@ class OutboxMessage(Model):
     # Idempotency key of the send, e.g. "evt-42:0": a retried job finds the row instead of adding one.
     key: Mapped[str] = mapped_column(String(160), unique=True)
     zalo_user_id: Mapped[str] = mapped_column(String(32), index=True)
-    message: Mapped[dict[str, Any]]  # the `message` object of POST /v3.0/oa/message/cs
+    # "message": `message` is the object for POST /v3.0/oa/message/cs as is.
+    # "member_card": `message` is {"member_id", "caption"}; the card is drawn and uploaded at send time.
+    kind: Mapped[str] = mapped_column(String(20), default="message", server_default="message")
+    message: Mapped[dict[str, Any]]
     event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("webhook_events.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

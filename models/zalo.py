@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +26,31 @@ class ZaloUser(Model):
     display_name: Mapped[str | None] = mapped_column(String(200))
     avatar_url: Mapped[str | None] = mapped_column(Text)
     profile_fetched_at: Mapped[datetime | None]
+    info_requested_at: Mapped[datetime | None]  # last request_user_info card sent, to avoid nagging
+    pending_referral_code: Mapped[str | None] = mapped_column(String(16))  # "mã ABC123" before registering
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationState(Model):
+    """A multi-step chat flow waiting for the user's answer (e.g. "trả lời CÓ để đổi"). Survives restarts."""
+
+    __tablename__ = "conversation_states"
+
+    user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MediaUpload(Model):
+    """Zalo attachment ids by content hash: an unchanged member card is not uploaded again."""
+
+    __tablename__ = "media_uploads"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    attachment_id: Mapped[str] = mapped_column(Text)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OaToken(Model):

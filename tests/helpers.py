@@ -68,6 +68,31 @@ class ZaloFake:
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.mock = mock
+        self.profile("Lan Nguyễn")
+
+    def profile(self, display_name: str, user_id: str = "8958041078911298472") -> None:
+        """Answer GET /v3.0/oa/user/detail (the bot fetches profiles lazily)."""
+        self.mock.upsert(
+            responses.GET,
+            f"{OPENAPI}/v3.0/oa/user/detail",
+            json={
+                "error": 0,
+                "message": "Success",
+                "data": {
+                    "user_id": user_id,
+                    "display_name": display_name,
+                    "avatar": "https://s120.zadn.vn/a.jpg",
+                    "user_is_follower": True,
+                },
+            },
+        )
+
+    def accept_uploads(self, attachment_id: str = "att-1") -> None:
+        self.mock.add(
+            responses.POST,
+            f"{OPENAPI}/v2.0/oa/upload/image",
+            json={"error": 0, "message": "Success", "data": {"attachment_id": attachment_id}},
+        )
 
     def accept_messages(self, message_id: str = "msg-1") -> None:
         self.mock.add(
@@ -93,3 +118,108 @@ class ZaloFake:
             json={"access_token": access, "refresh_token": refresh, "expires_in": expires_in},
             match=[matchers.header_matcher({"secret_key": "app-secret-xyz"})],
         )
+
+
+class Chat:
+    """One Zalo user talking to the bot through the real path: signed webhook -> job -> mocked Zalo."""
+
+    def __init__(self, app: Flask, zalo: ZaloFake, user_id: str = "8958041078911298472") -> None:
+        self.app, self.zalo, self.user_id = app, zalo, user_id
+        self.client = app.test_client()
+        self.counter = 0
+        self.clock = 1_763_870_400_000  # 23/11/2025 04:00 UTC, in ms; advanced per message
+        zalo.accept_messages()
+        zalo.accept_uploads()
+
+    def say(self, text: str) -> list[dict[str, Any]]:
+        """Send a text; return the `message` objects the bot sent back, in order."""
+        self.counter += 1
+        return self._post(
+            {
+                "app_id": "3349222483842580322",
+                "sender": {"id": self.user_id},
+                "recipient": {"id": "4024926008133882615"},
+                "event_name": "user_send_text",
+                "message": {"text": text, "msg_id": f"{self.user_id}-m{self.counter}"},
+            }
+        )
+
+    def follow(self) -> list[dict[str, Any]]:
+        return self._post(
+            {
+                "oa_id": "4024926008133882615",
+                "follower": {"id": self.user_id},
+                "event_name": "follow",
+                "source": "oa_profile",
+                "app_id": "3349222483842580322",
+            }
+        )
+
+    def unfollow(self) -> list[dict[str, Any]]:
+        return self._post(
+            {
+                "oa_id": "4024926008133882615",
+                "follower": {"id": self.user_id},
+                "event_name": "unfollow",
+                "source": "oa_profile",
+                "app_id": "3349222483842580322",
+            }
+        )
+
+    def share_info(self, **info: Any) -> list[dict[str, Any]]:
+        return self._post(
+            {
+                "app_id": "3349222483842580322",
+                "sender": {"id": self.user_id},
+                "recipient": {"id": "4024926008133882615"},
+                "event_name": "user_submit_info",
+                "info": info,
+            }
+        )
+
+    def texts(self, messages: list[dict[str, Any]]) -> list[str]:
+        return [m.get("text", "") for m in messages]
+
+    def _post(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        self.clock += 1000
+        body["timestamp"] = str(self.clock)
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        before = len(self.zalo.sent_messages())
+        response = post_event(self.client, raw)
+        assert response.status_code == 200, response.data
+        run_jobs(self.app)
+        return [m["message"] for m in self.zalo.sent_messages()[before:] if m["recipient"]["user_id"] == self.user_id]
+
+
+def seed_shop(session: Any) -> dict[str, Any]:
+    """Tiers, rewards and stores of a small café, as most tests expect them."""
+    from models import Reward, Store, Tier
+
+    tiers = [
+        Tier(name="Thành viên", threshold=0, benefits="Tích 1 điểm mỗi 10.000đ"),
+        Tier(name="Bạc", threshold=500, benefits="Quà sinh nhật"),
+        Tier(name="Vàng", threshold=1500, benefits="x1,5 điểm", earn_multiplier_pct=150),
+        Tier(
+            name="Kim cương",
+            threshold=5000,
+            benefits="x2 điểm, giảm 5% điểm đổi quà",
+            earn_multiplier_pct=200,
+            reward_discount_pct=5,
+        ),
+    ]
+    rewards = [
+        Reward(name="Cà phê sữa đá", points_cost=100, validity_days=30),
+        Reward(name="Bánh ngọt", points_cost=60, validity_days=14, stock=2),
+        Reward(name="Voucher 100.000đ", points_cost=1000, validity_days=60, per_member_limit=1),
+    ]
+    stores = [
+        Store(code="Q1", name="Quận 1", kind="retail", earn_points=10, earn_unit_amount=100_000),
+        Store(code="OUTLET", name="Outlet", kind="outlet", earn_points=5, earn_unit_amount=100_000),
+    ]
+    session.add_all([*tiers, *rewards, *stores])
+    session.commit()
+    return {
+        "tiers": {t.name: t for t in tiers},
+        "rewards": {r.name: r for r in rewards},
+        "stores": {s.code: s for s in stores},
+    }

@@ -20,27 +20,49 @@ def count_events(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
 
 
-def test_follow_ends_in_one_welcome_message(app: Flask, zalo: ZaloFake, session: Session) -> None:
+def test_follow_ends_in_a_welcome_and_a_share_info_card(app: Flask, zalo: ZaloFake, session: Session) -> None:
     zalo.accept_messages("zmsg-1")
     response = post_event(app.test_client(), fixture_bytes("follow"))
     assert response.status_code == 200
     assert zalo.sent_messages() == []  # nothing is sent inside the request
     run_jobs(app)
     calls = zalo.calls_to(CS_URL)
-    assert len(calls) == 1
-    assert calls[0].request.headers["access_token"] == "AT-initial"
+    assert len(calls) == 2
+    assert all(c.request.headers["access_token"] == "AT-initial" for c in calls)
     assert "Authorization" not in calls[0].request.headers
-    body = json.loads(calls[0].request.body)
-    assert body["recipient"] == {"user_id": USER}
-    assert body["message"]["text"].startswith("Chào mừng bạn đến với Cà phê Sữa Đá!")
-    assert "trợ giúp" in body["message"]["text"]
-    assert body["message"]["attachment"]["payload"]["buttons"] == [
-        {"title": "Xem lệnh", "type": "oa.query.show", "payload": "#TROGIUP"}
+    welcome, card = (json.loads(c.request.body) for c in calls)
+    assert welcome["recipient"] == {"user_id": USER}
+    assert welcome["message"] == {
+        "text": "Chào mừng bạn đến với Cà phê Sữa Đá! 🎉\n"
+        "Tích điểm mỗi lần mua hàng, đổi điểm lấy quà và nhận ưu đãi sinh nhật.\n\n"
+        'Bấm "Chia sẻ thông tin" bên dưới để trở thành thành viên, hoặc nhắn: sđt 0912345678'
+    }
+    assert card == {
+        "recipient": {"user_id": USER},
+        "message": {
+            "attachment": {
+                "type": "template",
+                "payload": {
+                    "template_type": "request_user_info",
+                    "elements": [
+                        {
+                            "title": "Thẻ thành viên Cà phê Sữa Đá",
+                            "subtitle": "Chia sẻ tên và số điện thoại để tích điểm, đổi quà và nhận quà sinh nhật",
+                            "image_url": "http://127.0.0.1:5000/static/logo.png",
+                        }
+                    ],
+                },
+            }
+        },
+    }
+    outbox = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [(o.status, o.zalo_message_id, o.key) for o in outbox] == [
+        ("sent", "zmsg-1", "evt-1:0"),
+        ("sent", "zmsg-1", "evt-1:1"),
     ]
-    outbox = session.scalars(select(OutboxMessage)).one()
-    assert (outbox.status, outbox.zalo_message_id, outbox.key) == ("sent", "zmsg-1", "evt-1:0")
     user = session.scalars(select(ZaloUser)).one()
     assert user.user_id == USER and user.is_follower and user.last_interaction_at is not None
+    assert user.display_name == "Lan Nguyễn"  # profile fetched lazily from /v3.0/oa/user/detail
 
 
 def test_same_event_delivered_twice_replies_once(app: Flask, zalo: ZaloFake, session: Session) -> None:
@@ -50,7 +72,7 @@ def test_same_event_delivered_twice_replies_once(app: Flask, zalo: ZaloFake, ses
     assert post_event(client, raw).json == {"message": "ok"}
     assert post_event(client, raw).json == {"message": "duplicate"}
     run_jobs(app)
-    assert len(zalo.sent_messages()) == 1
+    assert len(zalo.sent_messages()) == 2  # welcome + share-info card, once
     assert count_events(session) == 1
 
 
@@ -62,7 +84,7 @@ def test_rerunning_a_handled_event_sends_nothing_more(app: Flask, zalo: ZaloFake
     run_jobs(app)
     enqueue_handle_event(services.queue, 1)  # e.g. `events drain` racing the first job
     run_jobs(app)
-    assert len(zalo.sent_messages()) == 1
+    assert len(zalo.sent_messages()) == 2
 
 
 @pytest.mark.postgres
@@ -168,7 +190,7 @@ def test_queue_down_still_stores_and_drain_recovers(
     result = app.test_cli_runner().invoke(args=["events", "drain"])
     assert "1 of 1 waiting event(s) enqueued" in result.output
     run_jobs(app)
-    assert len(zalo.sent_messages()) == 1
+    assert len(zalo.sent_messages()) == 2
     session.expire_all()
     assert session.scalars(select(WebhookEvent)).one().status == EventStatus.PROCESSED
 

@@ -150,10 +150,8 @@ def test_new_pair_in_environment_replaces_stored_pair(services: Services, sessio
 
 
 def test_user_detail_sends_data_param(services: Services, zalo: ZaloFake) -> None:
-    zalo.mock.add(
-        responses.GET,
-        "https://openapi.zalo.me/v3.0/oa/user/detail",
-        json={"error": 0, "data": {"user_id": "u1", "display_name": "Lan"}},
-        match=[responses.matchers.query_param_matcher({"data": '{"user_id": "u1"}'})],
-    )
+    zalo.profile("Lan", user_id="u1")
     assert services.zalo.user_detail("u1")["display_name"] == "Lan"
+    (call,) = zalo.calls_to("https://openapi.zalo.me/v3.0/oa/user/detail")
+    assert parse_qs(call.request.url.split("?", 1)[1]) == {"data": ['{"user_id": "u1"}']}
+    assert call.request.headers["access_token"] == "AT-initial"

@@ -11,7 +11,8 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import build_bot
+from bot import BotConfig, build_bot
+from jobs.cards import CardPublisher
 from jobs.context import JobContext, install_context
 from tichdiem.cli import register_cli
 from tichdiem.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings, load_settings
@@ -27,7 +28,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `settings` defaults to the environment; `config` overrides Flask config (tests)."""
     settings = settings or load_settings()
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), instance_path=str(PROJECT_ROOT / "instance"))
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
     app.config.from_mapping(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     if config:
         app.config.from_mapping(config)
@@ -70,12 +76,22 @@ def make_zalo_client(settings: Settings, sessions: sessionmaker[Session]) -> Zal
 
 
 def job_context(services: Services) -> JobContext:
+    settings = services.settings
+    config = BotConfig(
+        shop_name=settings.shop_name,
+        timezone=settings.timezone,
+        oa_id=settings.zalo_oa_id,
+        card_secret=settings.secret_key,
+        logo_url=settings.logo_url,
+    )
+    cards = CardPublisher(services.sessions, services.zalo, secret=settings.secret_key, shop_name=settings.shop_name)
     return JobContext(
-        settings=services.settings,
+        settings=settings,
         sessions=services.sessions,
         zalo=services.zalo,
         queue=services.queue,
-        bot=build_bot(services.settings.shop_name),
+        bot=build_bot(config),
+        cards=cards,
     )
 
 

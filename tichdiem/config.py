@@ -34,6 +34,7 @@ class Settings:
     timezone: str = "Asia/Ho_Chi_Minh"
     shop_name: str = "Cửa hàng của bạn"
     public_url: str = "http://127.0.0.1:5000"
+    shop_logo_url: str = ""  # shown on the share-info card; default: this server's /static/logo.png
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,6 +55,10 @@ class Settings:
         """
         return [s for s in (self.zalo_oa_secret_key, self.zalo_app_secret) if s]
 
+    @property
+    def logo_url(self) -> str:
+        return self.shop_logo_url or f"{self.public_url.rstrip('/')}/static/logo.png"
+
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
 
@@ -73,6 +78,7 @@ _ENV_NAMES = {
     "timezone": "TIMEZONE",
     "shop_name": "SHOP_NAME",
     "public_url": "PUBLIC_URL",
+    "shop_logo_url": "SHOP_LOGO_URL",
 }
 
 

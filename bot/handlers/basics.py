@@ -1,49 +1,49 @@
-"""Follow, unfollow, help, and the friendly default for anything the bot does not understand."""
+"""Unfollow, help, and the friendly default for anything the bot does not understand."""
 
 from __future__ import annotations
 
+from bot import buttons
+from bot.handlers.membership import info_request, looks_like_referral_code, on_referral_code, should_request_info
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
-from zalo.events import ClickChatNow, Follow, Unfollow, UserMessage
-from zalo.messages import Button
+from zalo.events import ClickChatNow, Unfollow, UserMessage
 
-HELP_BUTTON = Button("Xem lệnh", "#TROGIUP")
 MAX_ECHO = 40  # how much of an unknown text we quote back
 
 
-def register(bot: Bot, shop_name: str) -> None:
-    @bot.on_event(Follow)
-    def on_follow(ctx: Context) -> list[Reply]:
-        if ctx.user is not None:
-            ctx.user.is_follower = True
-            ctx.user.followed_at = ctx.now
-            ctx.user.unfollowed_at = None
-        return [reply("welcome", buttons=(HELP_BUTTON,), shop_name=shop_name)]
+def register(bot: Bot) -> None:
+    bot.on_event(Unfollow)(on_unfollow)
+    bot.on_event(ClickChatNow)(on_help)
+    bot.on_event(UserMessage)(on_other_message)
+    bot.command("trợ giúp", "trogiup", "help", "?", "hướng dẫn", "menu", "lệnh")(on_help)
+    bot.default_text(on_unknown_text)
 
-    @bot.on_event(Unfollow)
-    def on_unfollow(ctx: Context) -> list[Reply]:
-        # No message: Zalo would refuse it anyway, and the user asked to stop hearing from us.
-        if ctx.user is not None:
-            ctx.user.is_follower = False
-            ctx.user.unfollowed_at = ctx.now
-        return []
 
-    @bot.on_event(ClickChatNow)
-    def on_chat_now(ctx: Context) -> list[Reply]:
-        return [reply("help", shop_name=shop_name)]
+def on_unfollow(ctx: Context) -> list[Reply]:
+    # No message: Zalo would refuse it anyway, and the user asked to stop hearing from us.
+    if ctx.user is not None:
+        ctx.user.is_follower = False
+        ctx.user.unfollowed_at = ctx.now
+    return []
 
-    @bot.command("trợ giúp", "trogiup", "help", "?", "hướng dẫn", "menu", "lệnh")
-    def on_help(ctx: Context) -> list[Reply]:
-        return [reply("help", shop_name=shop_name)]
 
-    @bot.default_text
-    def on_unknown_text(ctx: Context) -> list[Reply]:
-        text = " ".join(ctx.text.split())
-        if not text:
-            return [reply("unknown_media", buttons=(HELP_BUTTON,))]
-        shown = text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
-        return [reply("unknown_text", buttons=(HELP_BUTTON,), text=shown)]
+def on_help(ctx: Context) -> list[Reply]:
+    return [reply("help", buttons=(buttons.BALANCE, buttons.CARD, buttons.REWARDS), shop_name=ctx.config.shop_name)]
 
-    @bot.on_event(UserMessage)
-    def on_other_message(ctx: Context) -> list[Reply]:
-        return [reply("unknown_media", buttons=(HELP_BUTTON,))]
+
+def on_unknown_text(ctx: Context) -> list[Reply]:
+    if looks_like_referral_code(ctx):
+        ctx.args = ctx.text
+        return on_referral_code(ctx)
+    if ctx.member is None and should_request_info(ctx):
+        # The first message of someone who is not a member yet: invite them in.
+        return [reply("welcome", shop_name=ctx.config.shop_name), info_request(ctx)]
+    text = " ".join(ctx.text.split())
+    if not text:
+        return [reply("unknown_media", buttons=(buttons.HELP,))]
+    shown = text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+    return [reply("unknown_text", buttons=(buttons.HELP, buttons.BALANCE), text=shown)]
+
+
+def on_other_message(ctx: Context) -> list[Reply]:
+    return [reply("unknown_media", buttons=(buttons.HELP,))]

@@ -1,0 +1,264 @@
+"""Becoming a member and keeping details right: follow, shared info, phone, birthday, name, card, referrals."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from bot import buttons
+from bot.parsing import BadInput, parse_birthday, show_birthday
+from bot.replies import Reply, reply
+from bot.router import Bot, Context, Handler
+from loyalty import format as fmt
+from loyalty.cards import rotate_card
+from loyalty.codes import ALPHABET, REFERRAL_CODE_LENGTH, normalize_code
+from loyalty.errors import PhoneTaken, ReferralRefused
+from loyalty.members import find_by_code, register_zalo_user
+from loyalty.phones import display_phone, normalize_phone
+from loyalty.referrals import link_referral
+from models import Member, MemberStatus, Tier
+from zalo.events import Follow, SubmitInfo
+from zalo.messages import request_user_info_message
+
+INFO_REQUEST_INTERVAL = timedelta(hours=24)  # do not send the share-info card more often than this
+MAX_NAME = 100
+_CODE_SHAPE = re.compile(rf"^[{ALPHABET}]{{{REFERRAL_CODE_LENGTH}}}$")
+
+
+def register(bot: Bot) -> None:
+    bot.on_event(Follow)(on_follow)
+    bot.on_event(SubmitInfo)(on_submit_info)
+    bot.command("sđt", "sdt", "số điện thoại", "so dt", "điện thoại", "phone")(on_phone)
+    bot.command("sinh nhật", "ngày sinh", "sn", "birthday")(on_birthday)
+    bot.command("tên", "họ tên")(on_name)
+    bot.command("đổi thẻ", "thẻ mới", "doithe")(members_only(on_rotate_card))
+    bot.command("thẻ", "card", "thẻ thành viên", "mã thẻ", "qr")(members_only(on_card))
+    bot.command("giới thiệu", "gioithieu", "mời bạn", "mã giới thiệu")(members_only(on_referral_info))
+    bot.command("mã")(on_referral_code)
+
+
+# --- shared helpers ---------------------------------------------------------------------------------
+
+
+def members_only(handler: Handler) -> Handler:
+    """Unregistered users get the share-info card instead; blocked members a short notice."""
+
+    def wrapped(ctx: Context) -> list[Reply]:
+        if ctx.member is None:
+            return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+        if ctx.member.status == MemberStatus.BLOCKED:
+            return [reply("blocked")]
+        return handler(ctx)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def info_request(ctx: Context) -> Reply:
+    """The request_user_info card ("Chia sẻ thông tin"); Zalo answers with user_submit_info."""
+    if ctx.user is not None:
+        ctx.user.info_requested_at = ctx.now
+    return Reply(
+        message=request_user_info_message(
+            title=f"Thẻ thành viên {ctx.config.shop_name}",
+            subtitle="Chia sẻ tên và số điện thoại để tích điểm, đổi quà và nhận quà sinh nhật",
+            image_url=ctx.config.logo_url,
+        )
+    )
+
+
+def should_request_info(ctx: Context) -> bool:
+    requested = ctx.user.info_requested_at if ctx.user else None
+    return requested is None or ctx.now - requested >= INFO_REQUEST_INTERVAL
+
+
+def tier_name(ctx: Context, member: Member) -> str:
+    tier = ctx.session.get(Tier, member.tier_id) if member.tier_id else None
+    return tier.name if tier else "Thành viên"
+
+
+def card_reply(ctx: Context, member: Member) -> Reply:
+    return Reply(text=_render_caption(member), card_member_id=member.id)
+
+
+def _render_caption(member: Member) -> str:
+    from bot.replies import render
+
+    return render("card_caption", name=member.name or "bạn")
+
+
+# --- registration -----------------------------------------------------------------------------------
+
+
+def on_follow(ctx: Context) -> list[Reply]:
+    if ctx.user is not None:
+        ctx.user.is_follower = True
+        ctx.user.followed_at = ctx.now
+        ctx.user.unfollowed_at = None
+    member = ctx.member
+    if member is not None:  # re-follow: same member, same balance
+        return [
+            reply(
+                "welcome_back",
+                buttons=(buttons.BALANCE, buttons.CARD, buttons.REWARDS),
+                shop_name=ctx.config.shop_name,
+                name=member.name or "bạn",
+                points=fmt.points(member.points_balance),
+                tier=tier_name(ctx, member),
+            )
+        ]
+    return [reply("welcome", shop_name=ctx.config.shop_name), info_request(ctx)]
+
+
+def on_submit_info(ctx: Context) -> list[Reply]:
+    event = ctx.event
+    assert isinstance(event, SubmitInfo) and ctx.user is not None
+    phone = normalize_phone(event.info.phone) if event.info.phone else None
+    name = event.info.name[:MAX_NAME] or ctx.user.display_name or ""
+    return _register(ctx, name=name, phone=phone, birthday=event.info.birthday)
+
+
+def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | None = None) -> list[Reply]:
+    assert ctx.user is not None
+    was_member = ctx.member is not None
+    try:
+        registration = register_zalo_user(
+            ctx.session, zalo_user_id=ctx.user.user_id, now=ctx.now, name=name, phone=phone, birthday=birthday
+        )
+    except PhoneTaken:
+        return [reply("phone_taken", phone=display_phone(phone or ""))]
+    ctx.forget_member()
+    member = registration.member
+    replies = _apply_pending_referral(ctx, member)
+    if registration.outcome == "linked":
+        return [
+            reply(
+                "linked",
+                shop_name=ctx.config.shop_name,
+                name=member.name or "bạn",
+                points=fmt.points(member.points_balance),
+                tier=tier_name(ctx, member),
+            ),
+            *replies,
+            card_reply(ctx, member),
+        ]
+    if was_member:
+        saved = [w for w, value in (("tên", name), ("số điện thoại", phone), ("ngày sinh", birthday)) if value]
+        return [reply("info_updated", what=", ".join(saved) or "không có gì mới"), *replies]
+    return [
+        reply(
+            "registered",
+            shop_name=ctx.config.shop_name,
+            name=member.name or "bạn",
+            tier=tier_name(ctx, member),
+            birthday_hint=member.birthday is None,
+        ),
+        *replies,
+        card_reply(ctx, member),
+    ]
+
+
+def _apply_pending_referral(ctx: Context, member: Member) -> list[Reply]:
+    if ctx.user is None or not ctx.user.pending_referral_code:
+        return []
+    code, ctx.user.pending_referral_code = ctx.user.pending_referral_code, None
+    return _link(ctx, member, code)
+
+
+def on_phone(ctx: Context) -> list[Reply]:
+    phone = normalize_phone(ctx.args)
+    if phone is None:
+        return [reply("phone_invalid", text=ctx.args.strip()[:30] or "(trống)")]
+    if ctx.member is None:
+        return _register(ctx, name=ctx.user.display_name or "" if ctx.user else "", phone=phone)
+    try:
+        register_zalo_user(ctx.session, zalo_user_id=ctx.member.zalo_user_id or "", now=ctx.now, phone=phone)
+    except PhoneTaken:
+        return [reply("phone_taken", phone=display_phone(phone))]
+    return [reply("phone_saved", phone=display_phone(phone))]
+
+
+def on_birthday(ctx: Context) -> list[Reply]:
+    try:
+        born = parse_birthday(ctx.args, ctx.now.astimezone(ctx.config.tz).date())
+    except BadInput as exc:
+        return [reply("birthday_invalid", reason=str(exc), text=ctx.args.strip()[:30] or "(trống)")]
+    if ctx.member is None:
+        return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+    ctx.member.birthday = born
+    return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.config.shop_name)]
+
+
+def on_name(ctx: Context) -> list[Reply]:
+    name = " ".join(ctx.args.split())
+    if not name or len(name) > MAX_NAME:
+        return [reply("name_invalid")]
+    if ctx.member is None:
+        return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+    ctx.member.name = name
+    return [reply("name_saved", name=name)]
+
+
+# --- card and referrals -----------------------------------------------------------------------------
+
+
+def on_card(ctx: Context) -> list[Reply]:
+    assert ctx.member is not None
+    return [card_reply(ctx, ctx.member)]
+
+
+def on_rotate_card(ctx: Context) -> list[Reply]:
+    assert ctx.member is not None
+    member = rotate_card(ctx.session, ctx.member.id)
+    return [reply("card_rotated"), card_reply(ctx, member)]
+
+
+def on_referral_info(ctx: Context) -> list[Reply]:
+    assert ctx.member is not None
+    rules = ctx.rules
+    bonus = ""
+    if rules.referral_bonus_kind == "fixed" and rules.referral_bonus_value:
+        bonus = f"{fmt.points(rules.referral_bonus_value)} điểm"
+    elif rules.referral_bonus_kind == "percent" and rules.referral_bonus_value:
+        bonus = f"điểm thưởng bằng {rules.referral_bonus_value}% hóa đơn đầu tiên của bạn ấy"
+    return [
+        reply(
+            "referral_info",
+            code=ctx.member.code,
+            bonus=bonus,
+            shop_name=ctx.config.shop_name,
+            oa_link=ctx.config.oa_link,
+        )
+    ]
+
+
+def on_referral_code(ctx: Context) -> list[Reply]:
+    code = normalize_code(ctx.args)
+    if not code:
+        return [reply("referral_refused", reason="unknown_code", code=ctx.args.strip()[:20])]
+    if ctx.member is None:
+        if find_by_code(ctx.session, code) is None:
+            return [reply("referral_refused", reason="unknown_code", code=code)]
+        assert ctx.user is not None
+        ctx.user.pending_referral_code = code
+        return [reply("referral_pending", code=code), info_request(ctx)]
+    return _link(ctx, ctx.member, code)
+
+
+def looks_like_referral_code(ctx: Context) -> bool:
+    """A new user whose message is just a member's code (pasted from a friend's invitation)."""
+    code = normalize_code(ctx.text)
+    return (
+        ctx.member is None
+        and bool(_CODE_SHAPE.match(code))
+        and len(ctx.text.strip().lstrip("#")) <= 8
+        and find_by_code(ctx.session, code) is not None
+    )
+
+
+def _link(ctx: Context, member: Member, code: str) -> list[Reply]:
+    try:
+        referrer = link_referral(ctx.session, member, code)
+    except ReferralRefused as exc:
+        return [reply("referral_refused", reason=exc.reason, code=code)]
+    return [reply("referral_linked", referrer=referrer.name or "bạn của bạn")]

@@ -1,0 +1,41 @@
+"""Per-user conversation state in the database, so a pending "trả lời CÓ" survives restarts and times out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from models import ConversationState, insert_ignore
+
+
+def get_state(session: Session, user_id: str, now: datetime) -> ConversationState | None:
+    """The user's pending step, or None; an expired step is removed and not returned."""
+    state = session.scalar(select(ConversationState).where(ConversationState.user_id == user_id))
+    if state is not None and state.expires_at <= now:
+        session.delete(state)
+        session.flush()
+        return None
+    return state
+
+
+def set_state(
+    session: Session, user_id: str, name: str, data: dict[str, Any], now: datetime, ttl: timedelta
+) -> ConversationState:
+    """Start (or replace) the user's pending step."""
+    clear_state(session, user_id)
+    insert_ignore(
+        session,
+        ConversationState,
+        {"user_id": user_id, "name": name, "data": data, "expires_at": now + ttl, "created_at": now},
+        ["user_id"],
+    )
+    state = session.scalar(select(ConversationState).where(ConversationState.user_id == user_id))
+    assert state is not None
+    return state
+
+
+def clear_state(session: Session, user_id: str) -> None:
+    session.execute(delete(ConversationState).where(ConversationState.user_id == user_id))

@@ -1,0 +1,83 @@
+"""Sending member cards: draw the PNG, upload it once per distinct content, send it as an image message.
+
+Zalo keeps uploads for about 7 days (then answers -100), so an upload is reused for 6 days and a
+-100 on send forgets it, uploads again and sends once more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.card_image import CardFace, render_card
+from loyalty import format as fmt
+from loyalty.cards import card_token
+from models import MediaUpload, Member, Tier, insert_ignore, utcnow
+from zalo.client import ZaloClient
+from zalo.errors import ZaloAttachmentExpired
+from zalo.messages import image_message
+
+log = logging.getLogger(__name__)
+UPLOAD_REUSE = timedelta(days=6)
+
+
+class CardPublisher:
+    def __init__(self, sessions: sessionmaker[Session], zalo: ZaloClient, *, secret: str, shop_name: str) -> None:
+        self.sessions = sessions
+        self.zalo = zalo
+        self.secret = secret
+        self.shop_name = shop_name
+
+    def send(self, user_id: str, payload: dict[str, Any]) -> str:
+        """Send the member card described by an outbox payload {"member_id", "caption"}; returns message_id."""
+        png = self.render(int(payload["member_id"]))
+        caption = str(payload.get("caption", ""))
+        try:
+            return self.zalo.send_message(user_id, image_message(self.attachment_for(png), caption))
+        except ZaloAttachmentExpired:
+            log.info("cards: Zalo forgot the uploaded card, uploading again")
+            self.forget(png)
+            return self.zalo.send_message(user_id, image_message(self.attachment_for(png), caption))
+
+    def render(self, member_id: int) -> bytes:
+        with self.sessions() as session:
+            member = session.get(Member, member_id)
+            if member is None:
+                raise LookupError(f"member {member_id} not found")
+            tier = session.get(Tier, member.tier_id) if member.tier_id else None
+            face = CardFace(
+                shop_name=self.shop_name,
+                member_name=member.name,
+                tier_name=tier.name if tier else "—",
+                points=fmt.points(member.points_balance),
+                member_code=member.code,
+                token=card_token(member, self.secret),
+            )
+        return render_card(face)
+
+    def attachment_for(self, png: bytes) -> str:
+        fingerprint = hashlib.sha256(png).hexdigest()
+        with self.sessions() as session, session.begin():
+            cached = session.scalar(select(MediaUpload).where(MediaUpload.fingerprint == fingerprint))
+            if cached is not None and cached.uploaded_at > utcnow() - UPLOAD_REUSE:
+                return cached.attachment_id
+            if cached is not None:
+                session.delete(cached)
+        attachment_id = self.zalo.upload_image(png, filename="the-thanh-vien.png")
+        with self.sessions() as session, session.begin():
+            insert_ignore(
+                session,
+                MediaUpload,
+                {"fingerprint": fingerprint, "attachment_id": attachment_id, "uploaded_at": utcnow()},
+                ["fingerprint"],
+            )
+        return attachment_id
+
+    def forget(self, png: bytes) -> None:
+        with self.sessions() as session, session.begin():
+            session.execute(delete(MediaUpload).where(MediaUpload.fingerprint == hashlib.sha256(png).hexdigest()))
