@@ -31,3 +31,21 @@ def parse_birthday(text: str, today: date) -> date:
 
 def show_birthday(born: date) -> str:
     return born.strftime("%d/%m") if born.year == NO_YEAR else born.strftime("%d/%m/%Y")
+
+
+_AMOUNT = re.compile(
+    r"^\s*(\d{1,3}(?:[.,\s]\d{3})+|\d+)\s*(k|nghìn|ngàn|tr|triệu)?\s*(đ|d|vnd|vnđ)?\s*$", re.IGNORECASE
+)
+
+
+def parse_amount(text: str) -> int:
+    """ "250000", "250.000", "250,000đ", "250k", "1,5tr" is not accepted (ambiguous) -> 250000."""
+    match = _AMOUNT.match(text or "")
+    if match is None:
+        raise BadInput("amount")
+    value = int(re.sub(r"\D", "", match[1]))
+    unit = (match[2] or "").lower()
+    value *= 1_000 if unit in ("k", "nghìn", "ngàn") else 1_000_000 if unit in ("tr", "triệu") else 1
+    if value <= 0:
+        raise BadInput("amount")
+    return value

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
+from rq import Queue, Retry
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=2)  # well above the client's connect + read timeout
 MAX_SEND_ATTEMPTS = 6  # the first try plus the job's five retries
+SEND_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 
 
 class CardSender(Protocol):
@@ -34,8 +36,9 @@ OutboxItem = dict[str, Any] | tuple[str, dict[str, Any]]  # a plain message, or 
 
 def queue_messages(
     session: Session, *, key: str, user_id: str, messages: Sequence[OutboxItem], event_id: int | None = None
-) -> None:
-    """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone."""
+) -> list[int]:
+    """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone. Returns ids."""
+    ids = []
     for index, item in enumerate(messages):
         kind, message = item if isinstance(item, tuple) else ("message", item)
         values = {
@@ -48,7 +51,9 @@ def queue_messages(
             "attempts": 0,
             "created_at": utcnow(),
         }
-        insert_ignore(session, OutboxMessage, values, ["key"])
+        new_id = insert_ignore(session, OutboxMessage, values, ["key"])
+        ids.append(new_id or session.scalars(select(OutboxMessage.id).where(OutboxMessage.key == values["key"])).one())
+    return ids
 
 
 def pending_ids_for_event(sessions: sessionmaker[Session], event_id: int) -> list[int]:
@@ -134,3 +139,34 @@ def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc
     if exc.retryable:
         raise exc  # attempts used up: let RQ record the job as failed too
     return OutboxStatus.FAILED
+
+
+def deliver_messages(outbox_ids: list[int]) -> None:
+    """RQ job: deliver outbox messages written by a web request or another job (after its commit)."""
+    from jobs.context import current_context
+
+    context = current_context()
+    deliver_all(context.sessions, context.zalo, outbox_ids, context.cards)
+
+
+def enqueue_delivery(queue: Queue, outbox_ids: Sequence[int]) -> None:
+    """Call after the commit that wrote the rows. If Redis is down, the rows wait for `tichdiem outbox drain`."""
+    if outbox_ids:
+        queue.enqueue(
+            deliver_messages,
+            list(outbox_ids),
+            retry=SEND_RETRY,
+            failure_ttl=30 * 24 * 3600,
+            description=f"deliver outbox {list(outbox_ids)[:5]}",
+        )
+
+
+def stuck_message_ids(session: Session, older_than: timedelta = timedelta(minutes=1), limit: int = 10_000) -> list[int]:
+    """Pending rows nobody is delivering (their job was lost), oldest first."""
+    stmt = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.created_at < utcnow() - older_than)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -89,3 +89,19 @@ class PhoneTaken(LoyaltyError):
     """The phone belongs to a member linked to another Zalo account."""
 
     code = "phone_taken"
+
+
+class ClaimError(LoyaltyError):
+    code = "claim_error"
+
+
+class ClaimNotFound(ClaimError):
+    code = "claim_not_found"
+
+
+class ClaimExpired(ClaimError):
+    code = "claim_expired"
+
+
+class ClaimUsed(ClaimError):
+    code = "claim_used"

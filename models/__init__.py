@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
 from models.base import Base, Model, insert_ignore, lock_row, utcnow
+from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
 from models.events import EventStatus, WebhookEvent
 from models.loyalty import (
     ActorType,
@@ -23,6 +24,12 @@ from models.zalo import ConversationState, MediaUpload, OaToken, ZaloUser
 
 __all__ = [
     "ActorType",
+    "ApiKey",
+    "AuditLog",
+    "Claim",
+    "ClaimStatus",
+    "Role",
+    "Staff",
     "ConversationState",
     "MediaUpload",
     "EntryKind",

@@ -28,6 +28,10 @@ class ZaloUser(Model):
     profile_fetched_at: Mapped[datetime | None]
     info_requested_at: Mapped[datetime | None]  # last request_user_info card sent, to avoid nagging
     pending_referral_code: Mapped[str | None] = mapped_column(String(16))  # "mã ABC123" before registering
+    # Guessing claim codes: failures are counted per user and lock claiming for a while.
+    failed_claims: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed_claims_since: Mapped[datetime | None]
+    claims_locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

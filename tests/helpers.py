@@ -223,3 +223,29 @@ def seed_shop(session: Any) -> dict[str, Any]:
         "rewards": {r.name: r for r in rewards},
         "stores": {s.code: s for s in stores},
     }
+
+
+class Console:
+    """A browser-like client for the console: logs in and sends the CSRF token with every form."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client = app.test_client()
+
+    def csrf(self, path: str = "/login") -> str:
+        import re
+
+        html = self.client.get(path).get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert match, f"no CSRF token on {path}"
+        return match[1]
+
+    def login(self, username: str, password: str = "mat-khau-123") -> Any:
+        return self.client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": self.csrf("/login")}
+        )
+
+    def post(self, path: str, data: dict[str, Any] | None = None, page: str = "/counter/", **kw: Any) -> Any:
+        return self.client.post(path, data={**(data or {}), "csrf_token": self.csrf(page)}, **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, **kw)

@@ -423,7 +423,11 @@ def test_referral_code_as_the_first_message(app: Flask, zalo: ZaloFake, session:
 def test_wrong_or_own_referral_code(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
     chat = Chat(app, zalo)
     register(chat)
-    assert chat.texts(chat.say("mã ZZZZZZ")) == ['Mã giới thiệu "ZZZZZZ" không đúng. Bạn kiểm tra lại giúp mình nhé.']
+    assert chat.texts(chat.say("mã ZZZZZZ")) == [
+        'Mã "ZZZZZZ" không đúng. Bạn kiểm tra lại mã (trên hóa đơn, màn hình thu ngân hoặc lời mời của bạn bè) '
+        "giúp mình nhé."
+    ]
+    assert chat.texts(chat.say("mã ZZ")) == ['Mã giới thiệu "ZZ" không đúng. Bạn kiểm tra lại giúp mình nhé.']
     own = member(session).code
     assert chat.texts(chat.say(f"mã {own}")) == ["Bạn không thể dùng mã giới thiệu của chính mình."]
 

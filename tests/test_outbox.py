@@ -103,3 +103,20 @@ def test_long_replies_are_split_under_zalo_limit() -> None:
     assert all(len(m["text"]) <= 2000 for m in messages)
     assert "attachment" in messages[-1] and all("attachment" not in m for m in messages[:-1])
     assert " ".join(m["text"] for m in messages).split() == LONG_TEXT.split()
+
+
+def test_outbox_drain_sends_messages_whose_job_was_lost(app: Flask, zalo: ZaloFake, services: Services) -> None:
+    from datetime import timedelta
+
+    import time_machine
+
+    from models import utcnow
+
+    zalo.accept_messages("m1")
+    with services.sessions() as s, s.begin():
+        queue_messages(s, key="lost", user_id="u1", messages=[{"text": "xin chào"}])  # never enqueued
+    with time_machine.travel(utcnow() + timedelta(minutes=2)):
+        result = app.test_cli_runner().invoke(args=["outbox", "drain"])
+    assert "1 pending message(s) enqueued" in result.output
+    run_jobs(app)
+    assert [m["message"]["text"] for m in zalo.sent_messages()] == ["xin chào"]

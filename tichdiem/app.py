@@ -96,11 +96,20 @@ def job_context(services: Services) -> JobContext:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    from console.api import bp as api_bp
+    from console.auth import bp as auth_bp
+    from console.counter import bp as counter_bp
+    from console.public import bp as public_bp
     from tichdiem.health import bp as health_bp
     from webhooks.views import bp as webhooks_bp
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(webhooks_bp)
+    csrf = CSRFProtect(app)
+    csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
+    csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
+    for blueprint in (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp):
+        app.register_blueprint(blueprint)
 
 
 # Forked RQ work horses must not reuse the parent's pooled database connections.

@@ -34,7 +34,7 @@ main.add_command(routes_command)
 
 def register_cli(app: Flask) -> None:
     """Put the commands on app.cli, so `tichdiem ...`, `flask ...` and the test runner all see them."""
-    for command in (run_command, worker_command, db_group, events_group):
+    for command in (run_command, worker_command, db_group, events_group, outbox_group, staff_group, store_group):
         app.cli.add_command(command)
 
 
@@ -118,3 +118,76 @@ def events_drain() -> None:
         ids = unhandled_event_ids(session, limit=100_000)
     enqueued = sum(enqueue_after_commit(svc.queue, event_id) for event_id in ids)
     click.echo(f"{enqueued} of {len(ids)} waiting event(s) enqueued")
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Outgoing Zalo messages."""
+
+
+@outbox_group.command("drain")
+@with_appcontext
+def outbox_drain() -> None:
+    """Enqueue delivery of messages still pending (e.g. written while Redis was down)."""
+    from jobs.outbox import enqueue_delivery, stuck_message_ids
+
+    svc = services()
+    with svc.sessions() as session:
+        ids = stuck_message_ids(session)
+    enqueue_delivery(svc.queue, ids)
+    click.echo(f"{len(ids)} pending message(s) enqueued")
+
+
+@click.group("staff")
+def staff_group() -> None:
+    """Console accounts."""
+
+
+@staff_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["owner", "marketer", "cashier"]), default="owner", show_default=True)
+@click.option("--name", default="", help="Display name.")
+@click.option("--store", "store_code", default=None, help="Bind to a store (its code).")
+@click.password_option(help="At least 8 characters (prompted when omitted).")
+@with_appcontext
+def staff_create(username: str, role: str, name: str, store_code: str | None, password: str) -> None:
+    """Create a console account, e.g. the first owner: tichdiem staff create chu-quan"""
+    from sqlalchemy import select
+
+    from console.staff import StaffError, create_staff
+    from models import Store
+
+    with services().sessions() as session:
+        store_id = None
+        if store_code:
+            store_id = session.scalar(select(Store.id).where(Store.code == store_code))
+            if store_id is None:
+                raise click.BadParameter(f"no store with code {store_code}", param_hint="--store")
+        try:
+            staff = create_staff(session, username=username, password=password, role=role, name=name, store_id=store_id)
+        except StaffError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(f"created {staff.role} {staff.username}")
+
+
+@click.group("store")
+def store_group() -> None:
+    """Stores (points can be earned per store)."""
+
+
+@store_group.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--kind", default="retail", show_default=True)
+@click.option("--earn-points", type=int, default=None, help="Store-specific rate: points ...")
+@click.option("--per-amount", type=int, default=None, help="... per this many đ.")
+@with_appcontext
+def store_add(code: str, name: str, kind: str, earn_points: int | None, per_amount: int | None) -> None:
+    """Add a store, e.g. tichdiem store add Q1 "Quận 1" --earn-points 10 --per-amount 100000"""
+    from models import Store
+
+    with services().sessions() as session:
+        session.add(Store(code=code, name=name, kind=kind, earn_points=earn_points, earn_unit_amount=per_amount))
+        session.commit()
+    click.echo(f"store {code} added")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import buttons
+from bot.handlers.claims import try_claim
 from bot.handlers.membership import info_request, looks_like_referral_code, on_referral_code, should_request_info
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
@@ -32,6 +33,10 @@ def on_help(ctx: Context) -> list[Reply]:
 
 
 def on_unknown_text(ctx: Context) -> list[Reply]:
+    # "#ABC234" is an explicit code (a wrong one counts toward the lock-out); a bare word only if it exists.
+    claimed = try_claim(ctx, ctx.text, explicit=ctx.text.strip().startswith("#"))
+    if claimed is not None:
+        return claimed
     if looks_like_referral_code(ctx):
         ctx.args = ctx.text
         return on_referral_code(ctx)

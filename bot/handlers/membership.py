@@ -233,12 +233,19 @@ def on_referral_info(ctx: Context) -> list[Reply]:
 
 
 def on_referral_code(ctx: Context) -> list[Reply]:
+    """ "mã <code>": a counter claim first, else a referral code."""
+    from bot.handlers.claims import try_claim
+
+    claimed = try_claim(ctx, ctx.args, explicit=False)
+    if claimed is not None:
+        return claimed
     code = normalize_code(ctx.args)
     if not code:
         return [reply("referral_refused", reason="unknown_code", code=ctx.args.strip()[:20])]
+    if find_by_code(ctx.session, code) is None:
+        retry = try_claim(ctx, code, explicit=True)  # counts as a wrong claim attempt (throttled)
+        return retry or [reply("referral_refused", reason="unknown_code", code=code)]
     if ctx.member is None:
-        if find_by_code(ctx.session, code) is None:
-            return [reply("referral_refused", reason="unknown_code", code=code)]
         assert ctx.user is not None
         ctx.user.pending_referral_code = code
         return [reply("referral_pending", code=code), info_request(ctx)]

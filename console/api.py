@@ -1,0 +1,326 @@
+"""The POS API: JSON over HTTPS with a per-store API key (header X-Api-Key), for the shop's sales software.
+
+Errors are {"error": {"code", "message"}} with stable codes; see GET /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from console.operations import CounterActor, NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
+from console.qr import qr_png, qr_svg
+from console.staff import verify_api_key
+from jobs.outbox import enqueue_delivery
+from loyalty import errors
+from loyalty import rewards as reward_rules
+from loyalty.cards import InvalidCard, member_from_token
+from loyalty.claims import find_claim
+from loyalty.codes import pretty_voucher_code
+from loyalty.members import find_by_phone
+from loyalty.phones import normalize_phone
+from loyalty.program import load_rules
+from models import ApiKey, LedgerEntry, Member, Reward, Tier, utcnow
+from tichdiem.extensions import get_queue, get_session, get_settings
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Domain error -> (HTTP status, stable code). The code is what integrations switch on.
+ERRORS: dict[type[Exception], tuple[int, str]] = {
+    errors.MemberNotFound: (404, "member_not_found"),
+    errors.MemberBlocked: (403, "member_blocked"),
+    errors.InvalidAmount: (422, "invalid_amount"),
+    errors.InsufficientPoints: (409, "insufficient_points"),
+    errors.AlreadyReversed: (409, "already_reversed"),
+    errors.NotReversible: (409, "not_reversible"),
+    errors.VoucherNotFound: (404, "voucher_not_found"),
+    errors.VoucherUsed: (409, "voucher_used"),
+    errors.VoucherCancelled: (409, "voucher_cancelled"),
+    errors.VoucherExpired: (422, "voucher_expired"),
+    errors.VoucherWrongMember: (422, "voucher_wrong_member"),
+    InvalidCard: (404, "member_not_found"),
+    NotAllowed: (403, "forbidden"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> tuple[Response, int]:
+    get_session().rollback()
+    return jsonify({"error": {"code": exc.code, "message": exc.message}}), exc.status
+
+
+@bp.errorhandler(errors.LoyaltyError)
+def _domain_error(exc: errors.LoyaltyError) -> tuple[Response, int]:
+    get_session().rollback()
+    status, code = next(((s, c) for cls, (s, c) in ERRORS.items() if isinstance(exc, cls)), (422, exc.code))
+    return jsonify({"error": {"code": code, "message": str(exc) or code}}), status
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _http_error(exc: HTTPException) -> Any:
+    """Under /api/ even an unknown path or method answers in the API's JSON error shape."""
+    if not request.path.startswith(bp.url_prefix or "/api/"):
+        return exc
+    code = "not_found" if exc.code == 404 else "method_not_allowed"
+    return jsonify({"error": {"code": code, "message": exc.description}}), exc.code
+
+
+def api_key_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        secret = request.headers.get("X-Api-Key", "")
+        key = verify_api_key(get_session(), secret, utcnow()) if secret else None
+        if key is None:
+            raise ApiError(401, "unauthorized", "missing or invalid X-Api-Key")
+        g.api_key = key
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    from console.openapi import spec
+
+    return jsonify(spec(get_settings().public_url))
+
+
+@bp.get("/members/lookup")
+@api_key_required
+def lookup_member() -> Response:
+    member = _member_from(request.args)
+    get_session().commit()  # last_used_at of the key
+    return jsonify({"member": _member_json(member)})
+
+
+@bp.post("/earns")
+@api_key_required
+def earn() -> tuple[Response, int]:
+    body = _json()
+    member = _member_from(body)
+    amount = _int(body, "amount")
+    key = _idempotency_key()
+    db = get_session()
+    existing = db.scalar(_entry_by_key(key))
+    if existing is not None and (existing.member_id != member.id or existing.bill_amount != amount):
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different earn")
+    outcome = earn_for_bill(
+        db,
+        member.id,
+        amount,
+        key=key,
+        by=_actor(),
+        rules=load_rules(db),
+        tz=get_settings().tz,
+        now=utcnow(),
+        bill_ref=_str(body, "bill_ref"),
+        channel="pos",
+    )
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    result = outcome.value
+    db.refresh(member)
+    payload = {
+        "entry_id": result.entry.id if result.entry else None,
+        "points": result.points,
+        "balance": result.balance,
+        "replayed": result.replayed,
+        "member": _member_json(member),
+        "limited_by": result.quote.limited_by if result.quote else None,
+    }
+    return jsonify(payload), 200 if result.replayed else 201
+
+
+@bp.post("/earns/<int:entry_id>/reverse")
+@api_key_required
+def reverse(entry_id: int) -> tuple[Response, int]:
+    db = get_session()
+    entry = db.get(LedgerEntry, entry_id)
+    if entry is None or entry.store_id != g.api_key.store_id:
+        raise ApiError(404, "entry_not_found", "no earn with this id for this store")
+    outcome = reverse_earn(db, entry_id, by=_actor(owner=True), now=utcnow())
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    member = db.get(Member, entry.member_id)
+    assert member is not None
+    return jsonify(
+        {"reversal_entry_id": outcome.value.id, "points": outcome.value.points, "balance": member.points_balance}
+    ), 200
+
+
+@bp.post("/claims")
+@api_key_required
+def create_claim() -> tuple[Response, int]:
+    body = _json()
+    db = get_session()
+    key = _idempotency_key()
+    claim = new_claim(db, _int(body, "amount"), key=key, by=_actor(), now=utcnow(), bill_ref=_str(body, "bill_ref"))
+    db.commit()
+    return jsonify(_claim_json(claim.code, claim.amount, claim.expires_at.isoformat())), 201
+
+
+@bp.get("/claims/<code>/qr.<fmt>")
+@api_key_required
+def claim_qr(code: str, fmt: str) -> Response:
+    claim = find_claim(get_session(), code)
+    if claim is None or fmt not in ("png", "svg"):
+        raise ApiError(404, "claim_not_found", "no such claim")
+    url = _claim_url(claim.code)
+    if fmt == "png":
+        return Response(qr_png(url), mimetype="image/png")
+    return Response(qr_svg(url), mimetype="image/svg+xml")
+
+
+@bp.get("/vouchers/<code>")
+@api_key_required
+def voucher(code: str) -> Response:
+    db = get_session()
+    found = reward_rules.find_voucher(db, code)
+    now = utcnow()
+    usable = found.status == "issued" and found.expires_at > now
+    reward = db.get(Reward, found.reward_id)
+    member = db.get(Member, found.member_id)
+    return jsonify(
+        {
+            "voucher": {
+                "code": pretty_voucher_code(found.code),
+                "status": found.status if found.status != "issued" or usable else "expired",
+                "usable": usable,
+                "reward": {"id": reward.id, "name": reward.name} if reward else None,
+                "member": _member_json(member) if member else None,
+                "expires_at": found.expires_at.isoformat(),
+            }
+        }
+    )
+
+
+@bp.post("/vouchers/<code>/redeem")
+@api_key_required
+def redeem_voucher(code: str) -> Response:
+    body = _json(optional=True)
+    db = get_session()
+    member_id = body.get("member_id")
+    outcome = use_voucher(
+        db,
+        code,
+        key=_idempotency_key(),
+        by=_actor(),
+        now=utcnow(),
+        tz=get_settings().tz,
+        member_id=int(member_id) if member_id is not None else None,
+    )
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    return jsonify(
+        {
+            "voucher": {
+                "code": pretty_voucher_code(outcome.value.code),
+                "status": outcome.value.status,
+                "used_at": outcome.value.used_at.isoformat() if outcome.value.used_at else None,
+            }
+        }
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _actor(owner: bool = False) -> CounterActor:
+    key: ApiKey = g.api_key
+    return CounterActor(actor=f"api:{key.id}", store_id=key.store_id, is_owner=owner, ip=request.remote_addr)
+
+
+def _member_from(source: Any) -> Member:
+    db = get_session()
+    if source.get("member_id") is not None:
+        member = db.get(Member, _int(source, "member_id"))
+    elif source.get("card"):
+        member = member_from_token(db, str(source["card"]), get_settings().secret_key)
+    elif source.get("phone"):
+        phone = normalize_phone(str(source["phone"]))
+        if phone is None:
+            raise ApiError(422, "invalid_phone", "phone is not a Vietnamese phone number")
+        member = find_by_phone(db, phone)
+    else:
+        raise ApiError(422, "validation_error", "give member_id, card or phone")
+    if member is None:
+        raise errors.MemberNotFound("no member matches")
+    return member
+
+
+def _member_json(member: Member) -> dict[str, Any]:
+    tier = get_session().get(Tier, member.tier_id) if member.tier_id else None
+    return {
+        "id": member.id,
+        "code": member.code,
+        "name": member.name,
+        "phone": member.phone,
+        "tier": tier.name if tier else None,
+        "points_balance": member.points_balance,
+        "status": member.status,
+    }
+
+
+def _claim_json(code: str, amount: int, expires_at: str) -> dict[str, Any]:
+    return {
+        "claim": {
+            "code": code,
+            "amount": amount,
+            "expires_at": expires_at,
+            "url": _claim_url(code),
+            "qr_png": url_for("api.claim_qr", code=code, fmt="png", _external=True),
+            "qr_svg": url_for("api.claim_qr", code=code, fmt="svg", _external=True),
+            "chat_text": f"#{code}",
+        }
+    }
+
+
+def _claim_url(code: str) -> str:
+    return f"{get_settings().public_url.rstrip('/')}/c/{code}"
+
+
+def _idempotency_key() -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 100:
+        raise ApiError(422, "missing_idempotency_key", "send an Idempotency-Key header (1-100 characters)")
+    return f"pos:{g.api_key.store_id}:{key}"
+
+
+def _entry_by_key(key: str) -> Any:
+    from sqlalchemy import select
+
+    return select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
+
+
+def _json(optional: bool = False) -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and optional and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return body
+
+
+def _int(body: Any, name: str) -> int:
+    value = body.get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(422, "validation_error", f"{name} must be an integer") from None
+
+
+def _str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    return str(value)[:120] if value not in (None, "") else None

@@ -1,0 +1,295 @@
+"""The cashier page: find a member (scan the card, type a phone), credit a bill, use a voucher, make a claim."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from bot.parsing import BadInput, parse_amount
+from console.auth import counter_actor, login_required
+from console.operations import (
+    NotAllowed,
+    can_self_reverse,
+    earn_for_bill,
+    new_claim,
+    recent_earns,
+    reverse_earn,
+    use_voucher,
+    voucher_view,
+)
+from console.qr import qr_svg
+from jobs.outbox import enqueue_delivery
+from loyalty import format as fmt
+from loyalty import rewards
+from loyalty.cards import InvalidCard, RevokedCard, member_from_token
+from loyalty.errors import (
+    InvalidAmount,
+    LoyaltyError,
+    MemberBlocked,
+    VoucherCancelled,
+    VoucherExpired,
+    VoucherNotFound,
+    VoucherUsed,
+    VoucherWrongMember,
+)
+from loyalty.members import find_by_code, find_by_phone
+from loyalty.phones import display_phone, normalize_phone
+from loyalty.program import load_rules
+from models import Claim, LedgerEntry, Member, Role, Tier, utcnow
+from tichdiem.extensions import get_queue, get_session, get_settings
+
+bp = Blueprint("counter", __name__, url_prefix="/counter")
+
+VOUCHER_ERRORS = {
+    VoucherNotFound: "Không tìm thấy voucher này. Kiểm tra lại mã.",
+    VoucherExpired: "Voucher đã hết hạn, không dùng được.",
+    VoucherUsed: "Voucher này đã được sử dụng rồi.",
+    VoucherCancelled: "Voucher này đã bị hủy.",
+    VoucherWrongMember: "Voucher này thuộc về thành viên khác.",
+}
+
+
+@bp.get("/")
+@login_required(Role.CASHIER)
+def home() -> str:
+    actor = counter_actor()
+    db = get_session()
+    entries = recent_earns(db, actor.store_id)
+    rows = [{"entry": e, "member": db.get(Member, e.member_id), "can_reverse": _may_reverse(e, actor)} for e in entries]
+    return render_template("console/counter.html", rows=rows, fmt=fmt, tz=get_settings().tz)
+
+
+@bp.post("/find")
+@login_required(Role.CASHIER)
+def find_member() -> Response:
+    query = request.form.get("q", "").strip()
+    member = _lookup(query)
+    if member is None:
+        return redirect(url_for("counter.home"))
+    return redirect(url_for("counter.member", member_id=member.id))
+
+
+@bp.get("/members/<int:member_id>")
+@login_required(Role.CASHIER)
+def member(member_id: int) -> str:
+    db = get_session()
+    found = db.get(Member, member_id) or abort(404)
+    tier = db.get(Tier, found.tier_id) if found.tier_id else None
+    vouchers = [voucher_view(db, v) for v in rewards.unused_vouchers(db, found.id, _now())]
+    return render_template(
+        "console/member.html",
+        member=found,
+        tier=tier,
+        vouchers=vouchers,
+        fmt=fmt,
+        phone=display_phone(found.phone) if found.phone else "",
+        op=uuid.uuid4().hex,
+        tz=get_settings().tz,
+    )
+
+
+@bp.post("/members/<int:member_id>/earn")
+@login_required(Role.CASHIER)
+def earn(member_id: int) -> Response:
+    db = get_session()
+    try:
+        amount = parse_amount(request.form.get("amount", ""))
+        outcome = earn_for_bill(
+            db,
+            member_id,
+            amount,
+            key=f"counter:{_op()}",
+            by=counter_actor(),
+            rules=load_rules(db),
+            tz=get_settings().tz,
+            now=_now(),
+            bill_ref=request.form.get("bill_ref", "").strip()[:120] or None,
+        )
+    except BadInput:
+        flash("Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.", "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    except (InvalidAmount, MemberBlocked) as exc:
+        db.rollback()
+        flash("Thành viên đang bị khóa." if isinstance(exc, MemberBlocked) else "Số tiền không hợp lệ.", "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    result = outcome.value
+    if result.points:
+        flash(f"+{fmt.points(result.points)} điểm — số dư {fmt.points(result.balance)} điểm.", "success")
+    else:
+        flash("Hóa đơn chưa đủ điều kiện tích điểm (dưới mức tối thiểu hoặc đã đạt giới hạn).", "info")
+    return redirect(url_for("counter.member", member_id=member_id))
+
+
+@bp.post("/entries/<int:entry_id>/reverse")
+@login_required(Role.CASHIER)
+def reverse(entry_id: int) -> Response:
+    db = get_session()
+    try:
+        outcome = reverse_earn(db, entry_id, by=counter_actor(), now=_now())
+    except NotAllowed as exc:
+        db.rollback()
+        flash(f"Không hoàn được: {exc}.", "error")
+        return redirect(url_for("counter.home"))
+    except LoyaltyError:
+        db.rollback()
+        flash("Không hoàn được: thành viên không còn đủ điểm hoặc giao dịch đã hoàn.", "error")
+        return redirect(url_for("counter.home"))
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    flash("Đã hoàn điểm của hóa đơn.", "success")
+    return redirect(url_for("counter.home"))
+
+
+@bp.post("/voucher")
+@login_required(Role.CASHIER)
+def find_voucher() -> Response:
+    code = request.form.get("code", "").strip()
+    try:
+        voucher = rewards.find_voucher(get_session(), code)
+    except VoucherNotFound:
+        flash(VOUCHER_ERRORS[VoucherNotFound], "error")
+        return redirect(url_for("counter.home"))
+    return redirect(url_for("counter.voucher", code=voucher.code))
+
+
+@bp.get("/vouchers/<code>")
+@login_required(Role.CASHIER)
+def voucher(code: str) -> str:
+    db = get_session()
+    try:
+        found = rewards.find_voucher(db, code)
+    except VoucherNotFound:
+        abort(404)
+    return render_template(
+        "console/voucher.html",
+        v=voucher_view(db, found),
+        fmt=fmt,
+        tz=get_settings().tz,
+        op=uuid.uuid4().hex,
+        now=_now(),
+    )
+
+
+@bp.post("/vouchers/<code>/use")
+@login_required(Role.CASHIER)
+def use(code: str) -> Response:
+    db = get_session()
+    member_id = request.form.get("member_id", type=int)
+    try:
+        outcome = use_voucher(
+            db,
+            code,
+            key=f"counter-voucher:{_op()}",
+            by=counter_actor(),
+            now=_now(),
+            tz=get_settings().tz,
+            member_id=member_id,
+        )
+    except tuple(VOUCHER_ERRORS) as exc:
+        db.rollback()
+        flash(VOUCHER_ERRORS[type(exc)], "error")
+        return redirect(url_for("counter.voucher", code=code))
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    flash("Đã dùng voucher. ✔", "success")
+    return redirect(url_for("counter.voucher", code=code))
+
+
+@bp.get("/claims/new")
+@login_required(Role.CASHIER)
+def claim_form() -> str:
+    return render_template("console/claim_new.html", op=uuid.uuid4().hex)
+
+
+@bp.post("/claims")
+@login_required(Role.CASHIER)
+def create_claim() -> Response:
+    db = get_session()
+    try:
+        amount = parse_amount(request.form.get("amount", ""))
+        claim = new_claim(
+            db,
+            amount,
+            key=f"counter-claim:{_op()}",
+            by=counter_actor(),
+            now=_now(),
+            bill_ref=request.form.get("bill_ref", "").strip()[:120] or None,
+        )
+    except (BadInput, InvalidAmount):
+        db.rollback()
+        flash("Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.", "error")
+        return redirect(url_for("counter.claim_form"))
+    db.commit()
+    return redirect(url_for("counter.claim", claim_id=claim.id))
+
+
+@bp.get("/claims/<int:claim_id>")
+@login_required(Role.CASHIER)
+def claim(claim_id: int) -> str:
+    found = get_session().get(Claim, claim_id) or abort(404)
+    url = claim_url(found.code)
+    return render_template(
+        "console/claim_show.html",
+        claim=found,
+        url=url,
+        qr=Markup(qr_svg(url)),
+        fmt=fmt,
+        tz=get_settings().tz,
+        oa_link=_oa_link(),
+    )
+
+
+def claim_url(code: str) -> str:
+    return f"{get_settings().public_url.rstrip('/')}/c/{code}"
+
+
+def _oa_link() -> str:
+    oa_id = get_settings().zalo_oa_id
+    return f"https://zalo.me/{oa_id}" if oa_id else ""
+
+
+def _lookup(query: str) -> Member | None:
+    db = get_session()
+    if not query:
+        flash("Quét thẻ thành viên hoặc nhập số điện thoại.", "error")
+        return None
+    if query.upper().startswith("TD-"):
+        try:
+            return member_from_token(db, query, get_settings().secret_key)
+        except RevokedCard:
+            flash("Thẻ này đã được thay bằng thẻ mới. Nhờ khách mở thẻ mới trong Zalo (nhắn 'thẻ').", "error")
+        except InvalidCard:
+            flash("Mã thẻ không hợp lệ.", "error")
+        return None
+    phone = normalize_phone(query)
+    member = find_by_phone(db, phone) if phone else find_by_code(db, query)
+    if member is None:
+        flash(f"Không tìm thấy thành viên với “{query[:40]}”.", "error")
+    return member
+
+
+def _may_reverse(entry: LedgerEntry, actor: object) -> bool:
+    from console.operations import CounterActor
+
+    assert isinstance(actor, CounterActor)
+    if entry.kind != "earn":
+        return False
+    return actor.is_owner or can_self_reverse(get_session(), entry, actor, _now())
+
+
+def _op() -> str:
+    """The form's one-time operation id: a double click or a resubmitted form reuses it."""
+    op = request.form.get("op", "")
+    if not op or len(op) > 64:
+        abort(400)
+    return op
+
+
+def _now() -> datetime:
+    return utcnow()

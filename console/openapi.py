@@ -1,0 +1,250 @@
+"""The POS API's OpenAPI 3.1 description, served at /api/v1/openapi.json (a test keeps it in step with the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "The same key again returns the first result and changes nothing.",
+}
+CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+UNAUTHORIZED = _error("missing or invalid X-Api-Key (code `unauthorized`)")
+
+
+def spec(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tichdiem POS API",
+            "version": "1.0.0",
+            "description": "Earn points for bills, refund them, create counter claims and redeem vouchers. "
+            'Every error is {"error": {"code", "message"}} with a stable code.',
+        },
+        "servers": [{"url": f"{server_url.rstrip('/')}/api/v1"}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI document"}},
+                }
+            },
+            "/members/lookup": {
+                "get": {
+                    "summary": "Find a member by card token (scanned QR) or phone",
+                    "parameters": [
+                        {"name": "card", "in": "query", "schema": {"type": "string"}},
+                        {"name": "phone", "in": "query", "schema": {"type": "string"}},
+                        {"name": "member_id", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": _ok("MemberEnvelope"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("`member_not_found`"),
+                        "422": _error("`validation_error`, `invalid_phone`"),
+                    },
+                }
+            },
+            "/earns": {
+                "post": {
+                    "summary": "Credit points for a bill",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EarnRequest"}}},
+                    },
+                    "responses": {
+                        "201": _ok("EarnResult"),
+                        "200": _ok("EarnResult", "replay of an earlier request"),
+                        "400": _error("`bad_request`"),
+                        "401": UNAUTHORIZED,
+                        "403": _error("`member_blocked`"),
+                        "404": _error("`member_not_found`"),
+                        "409": _error("`idempotency_conflict`"),
+                        "422": _error("`invalid_amount`, `validation_error`, `missing_idempotency_key`"),
+                    },
+                }
+            },
+            "/earns/{entry_id}/reverse": {
+                "post": {
+                    "summary": "Refund a bill: take back exactly the points it earned (once)",
+                    "parameters": [{"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {
+                        "200": _ok("ReverseResult"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("`entry_not_found`"),
+                        "409": _error("`already_reversed`, `insufficient_points`"),
+                    },
+                }
+            },
+            "/claims": {
+                "post": {
+                    "summary": "Create a one-time claim code (and QR) the customer sends to the OA",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClaimRequest"}}},
+                    },
+                    "responses": {
+                        "201": _ok("ClaimEnvelope"),
+                        "400": _error("`bad_request`"),
+                        "401": UNAUTHORIZED,
+                        "422": _error("`invalid_amount`, `validation_error`, `missing_idempotency_key`"),
+                    },
+                }
+            },
+            "/claims/{code}/qr.{fmt}": {
+                "get": {
+                    "summary": "The claim's QR code as PNG or SVG",
+                    "parameters": [
+                        CODE,
+                        {
+                            "name": "fmt",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["png", "svg"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "image/png or image/svg+xml"},
+                        "401": UNAUTHORIZED,
+                        "404": _error("`claim_not_found`"),
+                    },
+                }
+            },
+            "/vouchers/{code}": {
+                "get": {
+                    "summary": "Check a voucher before using it",
+                    "parameters": [CODE],
+                    "responses": {
+                        "200": _ok("VoucherEnvelope"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("`voucher_not_found`"),
+                    },
+                }
+            },
+            "/vouchers/{code}/redeem": {
+                "post": {
+                    "summary": "Use a voucher (once)",
+                    "parameters": [CODE, IDEMPOTENCY],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "properties": {"member_id": {"type": "integer"}}}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _ok("VoucherEnvelope"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("`voucher_not_found`"),
+                        "409": _error("`voucher_used`, `voucher_cancelled`"),
+                        "422": _error("`voucher_expired`, `voucher_wrong_member`, `missing_idempotency_key`"),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+                "Member": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "name": {"type": "string"},
+                        "phone": {"type": ["string", "null"]},
+                        "tier": {"type": ["string", "null"]},
+                        "points_balance": {"type": "integer"},
+                        "status": {"type": "string"},
+                    },
+                },
+                "MemberEnvelope": {"type": "object", "properties": {"member": {"$ref": "#/components/schemas/Member"}}},
+                "EarnRequest": {
+                    "type": "object",
+                    "required": ["amount"],
+                    "properties": {
+                        "amount": {"type": "integer", "description": "bill amount in đ"},
+                        "bill_ref": {"type": "string"},
+                        "member_id": {"type": "integer"},
+                        "card": {"type": "string", "description": "scanned member card token"},
+                        "phone": {"type": "string"},
+                    },
+                },
+                "EarnResult": {
+                    "type": "object",
+                    "properties": {
+                        "entry_id": {"type": ["integer", "null"]},
+                        "points": {"type": "integer"},
+                        "balance": {"type": "integer"},
+                        "replayed": {"type": "boolean"},
+                        "limited_by": {"type": ["string", "null"]},
+                        "member": {"$ref": "#/components/schemas/Member"},
+                    },
+                },
+                "ReverseResult": {
+                    "type": "object",
+                    "properties": {
+                        "reversal_entry_id": {"type": "integer"},
+                        "points": {"type": "integer"},
+                        "balance": {"type": "integer"},
+                    },
+                },
+                "ClaimRequest": {
+                    "type": "object",
+                    "required": ["amount"],
+                    "properties": {"amount": {"type": "integer"}, "bill_ref": {"type": "string"}},
+                },
+                "ClaimEnvelope": {
+                    "type": "object",
+                    "properties": {
+                        "claim": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "amount": {"type": "integer"},
+                                "expires_at": {"type": "string"},
+                                "url": {"type": "string"},
+                                "qr_png": {"type": "string"},
+                                "qr_svg": {"type": "string"},
+                                "chat_text": {"type": "string"},
+                            },
+                        }
+                    },
+                },
+                "VoucherEnvelope": {"type": "object", "properties": {"voucher": {"type": "object"}}},
+            },
+        },
+    }
+
+
+def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }

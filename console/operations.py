@@ -1,0 +1,249 @@
+"""What happens at the counter, for the cashier page and the POS API alike.
+
+Each operation writes the ledger, the audit trail and the member's chat notification (an outbox row)
+in the caller's transaction; after committing, the caller enqueues delivery of the returned outbox ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.replies import render
+from jobs.outbox import queue_messages
+from loyalty import earning, ledger, rewards
+from loyalty import format as fmt
+from loyalty.claims import create_claim
+from loyalty.codes import pretty_voucher_code
+from loyalty.errors import LoyaltyError
+from loyalty.program import ProgramRules
+from models import AuditLog, Claim, EntryKind, LedgerEntry, Member, Reward, Voucher
+from zalo.messages import text_message
+
+SELF_REVERSAL_WINDOW = timedelta(minutes=15)
+
+
+class NotAllowed(LoyaltyError):
+    code = "not_allowed"
+
+
+@dataclass(frozen=True)
+class CounterActor:
+    """Who acts at the counter: a logged-in staff member or a POS API key, and where."""
+
+    actor: str  # "staff:3" | "api:7"
+    staff_id: int | None = None
+    store_id: int | None = None
+    is_owner: bool = False
+    ip: str | None = None
+
+    @property
+    def ledger_actor(self) -> ledger.Actor:
+        return ledger.Actor("staff", self.actor)
+
+
+@dataclass
+class Outcome:
+    """The operation's result plus the outbox rows to deliver after commit."""
+
+    value: Any
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def earn_for_bill(
+    session: Session,
+    member_id: int,
+    amount: int,
+    *,
+    key: str,
+    by: CounterActor,
+    rules: ProgramRules,
+    tz: ZoneInfo,
+    now: datetime,
+    bill_ref: str | None = None,
+    channel: str = "counter",
+) -> Outcome:
+    result = earning.earn(
+        session,
+        member_id,
+        amount,
+        key=key,
+        rules=rules,
+        tz=tz,
+        now=now,
+        actor=by.ledger_actor,
+        store_id=by.store_id,
+        channel=channel,
+        bill_ref=bill_ref or None,
+    )
+    if result.replayed or result.entry is None:
+        return Outcome(result)
+    _audit(
+        session,
+        by,
+        "earn",
+        now,
+        member_id=member_id,
+        entry_id=result.entry.id,
+        details={"amount": amount, "bill_ref": bill_ref, "points": result.points},
+    )
+    text = render(
+        "earned",
+        points=fmt.points(result.points),
+        amount=fmt.vnd(amount),
+        bill_ref=bill_ref,
+        balance=fmt.points(result.balance),
+    )
+    return Outcome(result, _notify(session, member_id, f"earn:{result.entry.id}", text))
+
+
+def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> Outcome:
+    """Refund a bill's points. A cashier may reverse only their own latest earn within 15 minutes."""
+    entry = session.get(LedgerEntry, entry_id)
+    if entry is None or entry.kind != EntryKind.EARN:
+        raise NotAllowed("only an earn can be reversed here")
+    if not by.is_owner:
+        _check_self_reversal(session, entry, by, now)
+    reversal, replayed = ledger.reverse(
+        session, entry.id, key=f"refund:{entry.id}", now=now, actor=by.ledger_actor, reason="hoàn hóa đơn"
+    )
+    if replayed:
+        return Outcome(reversal)
+    _audit(
+        session,
+        by,
+        "reverse",
+        now,
+        member_id=entry.member_id,
+        entry_id=reversal.id,
+        details={"reversed_entry_id": entry.id, "points": entry.points},
+    )
+    member = session.get(Member, entry.member_id)
+    assert member is not None
+    text = render(
+        "earn_reversed",
+        points=fmt.points(entry.points),
+        bill_ref=entry.source_ref,
+        amount=fmt.vnd(entry.bill_amount or 0),
+        balance=fmt.points(member.points_balance),
+    )
+    return Outcome(reversal, _notify(session, entry.member_id, f"reverse:{reversal.id}", text))
+
+
+def use_voucher(
+    session: Session,
+    code: str,
+    *,
+    key: str,
+    by: CounterActor,
+    now: datetime,
+    tz: ZoneInfo,
+    member_id: int | None = None,
+) -> Outcome:
+    voucher = rewards.use_voucher(
+        session, code, key=key, now=now, used_by=by.actor, store_id=by.store_id, member_id=member_id
+    )
+    if voucher.used_key != key or _already_audited(session, voucher.id):
+        return Outcome(voucher)
+    _audit(
+        session,
+        by,
+        "use_voucher",
+        now,
+        member_id=voucher.member_id,
+        voucher_id=voucher.id,
+        details={"code": voucher.code},
+    )
+    reward = session.get(Reward, voucher.reward_id)
+    text = render(
+        "voucher_used",
+        code=pretty_voucher_code(voucher.code),
+        reward=reward.name if reward else "",
+        time=now.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
+    )
+    return Outcome(voucher, _notify(session, voucher.member_id, f"voucher-used:{voucher.id}", text))
+
+
+def new_claim(
+    session: Session, amount: int, *, key: str, by: CounterActor, now: datetime, bill_ref: str | None = None
+) -> Claim:
+    claim, replayed = create_claim(
+        session, amount, key=key, now=now, store_id=by.store_id, bill_ref=bill_ref or None, created_by=by.actor
+    )
+    if not replayed:
+        _audit(session, by, "create_claim", now, claim_id=claim.id, details={"amount": amount, "bill_ref": bill_ref})
+    return claim
+
+
+def recent_earns(session: Session, store_id: int | None, limit: int = 20) -> list[LedgerEntry]:
+    """The store's latest counter entries (earns and reversals), newest first."""
+    stmt = (
+        select(LedgerEntry)
+        .where(LedgerEntry.kind.in_([EntryKind.EARN, EntryKind.REVERSE]))
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    if store_id is not None:
+        stmt = stmt.where(LedgerEntry.store_id == store_id)
+    return list(session.scalars(stmt))
+
+
+def can_self_reverse(session: Session, entry: LedgerEntry, by: CounterActor, now: datetime) -> bool:
+    try:
+        _check_self_reversal(session, entry, by, now)
+    except NotAllowed:
+        return False
+    reversed_already = session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == entry.id))
+    return reversed_already is None
+
+
+def _check_self_reversal(session: Session, entry: LedgerEntry, by: CounterActor, now: datetime) -> None:
+    if entry.actor_id != by.actor:
+        raise NotAllowed("chỉ hoàn được giao dịch do chính bạn tạo")
+    if now - entry.created_at > SELF_REVERSAL_WINDOW:
+        raise NotAllowed("đã quá 15 phút; cần chủ cửa hàng hoàn giúp")
+    latest = session.scalar(
+        select(LedgerEntry.id)
+        .where(LedgerEntry.kind == EntryKind.EARN, LedgerEntry.actor_id == by.actor)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
+    )
+    if latest != entry.id:
+        raise NotAllowed("chỉ hoàn được giao dịch tích điểm gần nhất của bạn")
+
+
+def _notify(session: Session, member_id: int, key: str, text: str) -> list[int]:
+    member = session.get(Member, member_id)
+    if member is None or not member.zalo_user_id:
+        return []  # imported members without Zalo get no chat message
+    return queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[text_message(text)])
+
+
+def _audit(session: Session, by: CounterActor, action: str, now: datetime, **fields: Any) -> None:
+    session.add(
+        AuditLog(
+            actor=by.actor,
+            staff_id=by.staff_id,
+            store_id=by.store_id,
+            action=action,
+            ip=by.ip,
+            created_at=now,
+            **fields,
+        )
+    )
+
+
+def _already_audited(session: Session, voucher_id: int) -> bool:
+    stmt = select(AuditLog.id).where(AuditLog.voucher_id == voucher_id, AuditLog.action == "use_voucher")
+    return session.scalar(stmt) is not None
+
+
+def voucher_view(session: Session, voucher: Voucher) -> dict[str, Any]:
+    reward = session.get(Reward, voucher.reward_id)
+    member = session.get(Member, voucher.member_id)
+    return {"voucher": voucher, "reward": reward, "member": member, "code": pretty_voucher_code(voucher.code)}
