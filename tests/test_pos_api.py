@@ -208,3 +208,23 @@ def test_openapi_matches_the_live_routes(app: Flask) -> None:
             live |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert live == documented
     assert spec["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+
+
+def test_cli_creates_and_revokes_keys(app: Flask, session: Session, shop, member: Member) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["apikey", "create", "--store", "Q1", "--name", "KiotViet"])
+    secret = result.output.strip().splitlines()[-1]
+    assert result.exit_code == 0 and secret.startswith("td_")
+    assert call(app, "GET", "/members/lookup?phone=0912345678", secret).status_code == 200
+    assert runner.invoke(args=["apikey", "revoke", secret[:11]]).output.strip() == "revoked"
+    assert call(app, "GET", "/members/lookup?phone=0912345678", secret).status_code == 401
+    assert runner.invoke(args=["apikey", "create", "--store", "NOPE"]).exit_code != 0
+
+
+def test_cli_creates_staff(app: Flask, shop) -> None:
+    result = app.test_cli_runner().invoke(
+        args=["staff", "create", "hoa", "--role", "cashier", "--store", "Q1", "--password", "mat-khau-123"]
+    )
+    assert result.exit_code == 0 and "created cashier hoa" in result.output
+    short = app.test_cli_runner().invoke(args=["staff", "create", "lan", "--password", "123"])
+    assert short.exit_code != 0 and "Mật khẩu cần ít nhất 8 ký tự." in short.output

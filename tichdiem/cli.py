@@ -34,7 +34,16 @@ main.add_command(routes_command)
 
 def register_cli(app: Flask) -> None:
     """Put the commands on app.cli, so `tichdiem ...`, `flask ...` and the test runner all see them."""
-    for command in (run_command, worker_command, db_group, events_group, outbox_group, staff_group, store_group):
+    for command in (
+        run_command,
+        worker_command,
+        db_group,
+        events_group,
+        outbox_group,
+        staff_group,
+        store_group,
+        apikey_group,
+    ):
         app.cli.add_command(command)
 
 
@@ -191,3 +200,46 @@ def store_add(code: str, name: str, kind: str, earn_points: int | None, per_amou
         session.add(Store(code=code, name=name, kind=kind, earn_points=earn_points, earn_unit_amount=per_amount))
         session.commit()
     click.echo(f"store {code} added")
+
+
+@click.group("apikey")
+def apikey_group() -> None:
+    """POS API keys (one per store and POS system)."""
+
+
+@apikey_group.command("create")
+@click.option("--store", "store_code", required=True, help="The store's code.")
+@click.option("--name", default="POS", show_default=True, help="What uses it, e.g. KiotViet.")
+@with_appcontext
+def apikey_create(store_code: str, name: str) -> None:
+    """Create a key and print it once (only its hash is kept)."""
+    from sqlalchemy import select
+
+    from console.staff import create_api_key
+    from models import Store
+
+    with services().sessions() as session:
+        store_id = session.scalar(select(Store.id).where(Store.code == store_code))
+        if store_id is None:
+            raise click.BadParameter(f"no store with code {store_code}", param_hint="--store")
+        new = create_api_key(session, store_id=store_id, name=name, created_by_id=None)
+        session.commit()
+    click.echo(f"API key for {store_code} ({name}) — store it now, it is not shown again:\n{new.secret}")
+
+
+@apikey_group.command("revoke")
+@click.argument("prefix")
+@with_appcontext
+def apikey_revoke(prefix: str) -> None:
+    """Revoke the key that starts with PREFIX (its first 11 characters, e.g. td_AbCdEfGh)."""
+    from sqlalchemy import select
+
+    from models import ApiKey, utcnow
+
+    with services().sessions() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix[:11]))
+        if key is None:
+            raise click.ClickException("no such key")
+        key.revoked_at = utcnow()
+        session.commit()
+    click.echo("revoked")
