@@ -110,6 +110,34 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
     for blueprint in (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp):
         app.register_blueprint(blueprint)
+    if app.extensions[EXTENSION_KEY].settings.emulator:
+        _register_emulator(app, csrf)
+
+
+def _register_emulator(app: Flask, csrf: Any) -> None:
+    """The local Zalo emulator: only when enabled, so production serves none of it."""
+    from sqlalchemy import select
+
+    from emulator.fake_zalo import bp as fake_zalo_bp
+    from emulator.state import EmulatorState
+    from emulator.views import bp as emulator_bp
+    from models import OaToken
+
+    services: Services = app.extensions[EXTENSION_KEY]
+    state = EmulatorState(
+        access_token=services.settings.zalo_access_token, refresh_token=services.settings.zalo_refresh_token
+    )
+    try:
+        with services.sessions() as session:  # after a restart, the pair the app already rotated to
+            row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))
+            if row is not None:
+                state.access_token, state.refresh_token = row.access_token, row.refresh_token
+    except Exception:  # noqa: BLE001 - no tables yet: `tichdiem run` migrates right after
+        pass
+    app.extensions["tichdiem.emulator"] = state
+    for blueprint in (fake_zalo_bp, emulator_bp):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
 
 
 # Forked RQ work horses must not reuse the parent's pooled database connections.

@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from werkzeug.serving import make_server
 
+from models import utcnow
 from tichdiem import migrate
 from tichdiem.extensions import Services, services
 from tichdiem.queue import run_embedded_worker, run_worker
@@ -52,11 +53,37 @@ def register_cli(app: Flask) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def run_command(host: str, port: int) -> None:
-    """Upgrade the database, then serve the web app; without REDIS_URL also run the jobs in-process."""
-    svc = services()
+    """Upgrade the database and serve the app; without REDIS_URL also run the jobs in-process.
+
+    Without ZALO_APP_ID (no Zalo account) it runs the demo: the local Zalo emulator and a seeded demo shop.
+    """
+    from tichdiem.app import create_app
+    from tichdiem.demo import DEMO_LOGINS, DEMO_PASSWORD, demo_settings, seed_demo
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    demo = not services().settings.zalo_app_id
+    if demo:
+        app = create_app(demo_settings(services().settings, f"http://{host}:{port}"))
+    svc: Services = app.extensions["tichdiem"]
     migrate.upgrade(svc.engine)
-    server = make_server(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
-    click.echo(f"tichdiem on http://{host}:{port}  (health: http://{host}:{port}/healthz)")
+    base = f"http://{host}:{port}"
+    if demo:
+        with svc.sessions() as session:
+            if seed_demo(session, utcnow()):
+                session.commit()
+        click.echo("Demo mode (no ZALO_APP_ID): the Zalo API is the local emulator.")
+        click.echo(f"  Chat as a customer:      {base}/_emulator/")
+        click.echo(f"  Chat + counter together: {base}/_emulator/demo")
+        click.echo(f"  Cashier page:            {base}/counter/")
+        logins = ", ".join(f"{user} / {DEMO_PASSWORD} ({role})" for user, role, _name, _store in DEMO_LOGINS)
+        click.echo(f"  Logins: {logins}")
+    if svc.settings.emulator:
+        from emulator.server import make_demo_server
+
+        server = make_demo_server(host, port, app)
+    else:
+        server = make_server(host, port, app, threaded=True)
+    click.echo(f"tichdiem on {base}  (health: {base}/healthz)")
     if not svc.settings.embedded_queue:
         click.echo("REDIS_URL is set: start `tichdiem worker` in another terminal to handle jobs.")
         server.serve_forever()

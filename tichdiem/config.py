@@ -35,6 +35,7 @@ class Settings:
     shop_name: str = "Cửa hàng của bạn"
     public_url: str = "http://127.0.0.1:5000"
     shop_logo_url: str = ""  # shown on the share-info card; default: this server's /static/logo.png
+    emulator: bool = False  # serve the local Zalo emulator (demo and development only)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,7 +93,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     if dotenv_file.is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
-    values = {attr: env[name].strip() for attr, name in _ENV_NAMES.items() if env.get(name, "").strip()}
-    settings = Settings(**values)  # type: ignore[arg-type]  # every env-backed field is a str
+    values: dict[str, Any] = {attr: env[name].strip() for attr, name in _ENV_NAMES.items() if env.get(name, "").strip()}
+    values["emulator"] = env.get("ZALO_EMULATOR", "").strip().lower() in ("1", "true", "yes", "on")
+    settings = Settings(**values)
     settings.tz  # noqa: B018 - fail at start-up on an unknown TIMEZONE, not on the first message
     return settings

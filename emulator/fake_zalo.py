@@ -1,0 +1,140 @@
+"""The fake Zalo OpenAPI and OAuth, answering in Zalo's envelope (errors with HTTP 200), so the real client,
+its retries, token refresh and fallbacks run exactly as against Zalo.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from emulator.state import EmulatorState
+
+bp = Blueprint("fake_zalo", __name__, url_prefix="/_emulator")
+MAX_IMAGE = 1_000_000
+
+
+def state() -> EmulatorState:
+    result: EmulatorState = current_app.extensions["tichdiem.emulator"]
+    return result
+
+
+def _envelope(data: dict[str, Any] | None = None, error: int = 0, message: str = "Success") -> Response:
+    body: dict[str, Any] = {"error": error, "message": message}
+    if data is not None:
+        body["data"] = data
+    return jsonify(body)
+
+
+def _guard() -> Response | None:
+    """Token check and injected failures, as Zalo would answer them."""
+    if request.headers.get("access_token") != state().access_token:
+        return _envelope(error=-216, message="Access token is invalid")
+    failure = state().take_failure(request.path)
+    if failure is not None:
+        return _envelope(error=failure.code, message=failure.message)
+    return None
+
+
+@bp.post("/openapi/v3.0/oa/message/cs")
+def send_message() -> Response:
+    refused = _guard()
+    if refused is not None:
+        return refused
+    body = request.get_json(silent=True) or {}
+    user_id = str(body.get("recipient", {}).get("user_id", ""))
+    customer = state().customers.get(user_id)
+    if customer is None or not customer.followed:
+        return _envelope(error=-213, message="User has not followed OA")
+    if not state().in_window(user_id):
+        return _envelope(error=-230, message="User has not interacted with the OA in the last 7 days")
+    message = body.get("message") or {}
+    text = str(message.get("text", ""))
+    if len(text) > 2000:
+        return _envelope(error=-201, message="text is too long")
+    entry = _describe(message)
+    state().say(user_id, {"from": "oa", **entry})
+    return _envelope({"message_id": secrets.token_hex(10), "user_id": user_id})
+
+
+@bp.post("/openapi/v3.0/oa/message/template")
+def send_template() -> Response:
+    refused = _guard()
+    if refused is not None:
+        return refused
+    body = request.get_json(silent=True) or {}
+    user_id = str(body.get("user_id", ""))
+    if user_id not in state().customers:
+        return _envelope(error=-213, message="User not found")
+    data = body.get("template_data") or {}
+    text = f"[Tin mẫu {body.get('template_id', '')}] " + ", ".join(f"{k}: {v}" for k, v in data.items())
+    state().say(user_id, {"from": "oa", "kind": "template", "text": text})
+    return _envelope({"message_id": secrets.token_hex(10)})
+
+
+@bp.post("/openapi/v2.0/oa/upload/image")
+def upload_image() -> Response:
+    refused = _guard()
+    if refused is not None:
+        return refused
+    upload = request.files.get("file")
+    if upload is None:
+        return _envelope(error=-201, message="file is required")
+    content = upload.read()
+    if len(content) > MAX_IMAGE:
+        return _envelope(error=-201, message="image must be at most 1MB")
+    attachment_id = secrets.token_hex(12)
+    state().uploads[attachment_id] = content
+    return _envelope({"attachment_id": attachment_id})
+
+
+@bp.get("/openapi/v3.0/oa/user/detail")
+def user_detail() -> Response:
+    refused = _guard()
+    if refused is not None:
+        return refused
+    try:
+        user_id = str(json.loads(request.args.get("data", "{}")).get("user_id", ""))
+    except ValueError:
+        return _envelope(error=-201, message="invalid data")
+    customer = state().customers.get(user_id)
+    if customer is None:
+        return _envelope(error=-201, message="user not found")
+    return _envelope(
+        {
+            "user_id": user_id,
+            "display_name": customer.display_name,
+            "user_alias": customer.display_name,
+            "user_is_follower": customer.followed,
+            "avatar": "",
+            "avatars": {},
+        }
+    )
+
+
+@bp.post("/oauth/v4/oa/access_token")
+def access_token() -> Response:
+    expected_secret = current_app.extensions["tichdiem"].settings.zalo_app_secret
+    if request.headers.get("secret_key") != expected_secret:
+        return jsonify({"error": -14002, "error_name": "Invalid app secret"})
+    if request.form.get("grant_type") != "refresh_token" or request.form.get("refresh_token") != state().refresh_token:
+        return jsonify({"error": -14014, "error_name": "Invalid refresh token"})
+    access, refresh = state().rotate_tokens()
+    return jsonify({"access_token": access, "refresh_token": refresh, "expires_in": "90000"})
+
+
+def _describe(message: dict[str, Any]) -> dict[str, Any]:
+    """What the chat page draws for a Zalo `message` object."""
+    entry: dict[str, Any] = {"kind": "text", "text": str(message.get("text", ""))}
+    payload = (message.get("attachment") or {}).get("payload") or {}
+    if payload.get("template_type") == "request_user_info":
+        element = (payload.get("elements") or [{}])[0]
+        entry.update(kind="request_user_info", title=element.get("title", ""), subtitle=element.get("subtitle", ""))
+    elif payload.get("template_type") == "media":
+        element = (payload.get("elements") or [{}])[0]
+        entry.update(kind="image", image=f"/_emulator/media/{element.get('attachment_id', '')}")
+    buttons = payload.get("buttons") or []
+    entry["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in buttons]
+    return entry

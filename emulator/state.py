@@ -1,0 +1,87 @@
+"""The emulator's memory: customers, chat transcripts, uploads, tokens and injected failures (one process)."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+@dataclass
+class Customer:
+    user_id: str
+    display_name: str
+    phone: str
+    birthday: str = ""  # dd/mm/yyyy, as Zalo shares it
+    followed: bool = False
+    last_interaction: datetime | None = None
+
+
+@dataclass
+class Failure:
+    code: int
+    message: str
+    times: int
+    path: str = ""  # only calls whose path contains this (empty: any)
+
+
+@dataclass
+class EmulatorState:
+    access_token: str = "demo-access-0"
+    refresh_token: str = "demo-refresh-0"
+    customers: dict[str, Customer] = field(default_factory=dict)
+    transcripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    refreshes: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add_customer(self, name: str, phone: str, birthday: str = "") -> Customer:
+        with self.lock:
+            user_id = str(8_000_000_000_000_000_000 + secrets.randbelow(10**18))
+            customer = Customer(user_id=user_id, display_name=name, phone=phone, birthday=birthday)
+            self.customers[user_id] = customer
+            self.transcripts[user_id] = []
+            return customer
+
+    def say(self, user_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append to a customer's transcript (what the chat page shows)."""
+        with self.lock:
+            entry = {"id": self.next_id(), "at": datetime.now(UTC).isoformat(), **entry}
+            self.transcripts.setdefault(user_id, []).append(entry)
+            return entry
+
+    def touch(self, user_id: str) -> None:
+        with self.lock:
+            customer = self.customers.get(user_id)
+            if customer:
+                customer.last_interaction = datetime.now(UTC)
+
+    def in_window(self, user_id: str) -> bool:
+        customer = self.customers.get(user_id)
+        last = customer.last_interaction if customer else None
+        return last is not None and datetime.now(UTC) - last <= timedelta(days=7)
+
+    def take_failure(self, path: str) -> Failure | None:
+        with self.lock:
+            for failure in self.failures:
+                if failure.times > 0 and failure.path in path:
+                    failure.times -= 1
+                    if failure.times == 0:
+                        self.failures.remove(failure)
+                    return failure
+        return None
+
+    def rotate_tokens(self) -> tuple[str, str]:
+        with self.lock:
+            self.refreshes += 1
+            self.access_token = f"demo-access-{self.refreshes}-{secrets.token_hex(4)}"
+            self.refresh_token = f"demo-refresh-{self.refreshes}-{secrets.token_hex(4)}"
+            return self.access_token, self.refresh_token
