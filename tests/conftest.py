@@ -154,3 +154,64 @@ def real_redis() -> Iterator[Redis]:
 @pytest.fixture
 def fake_redis() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+class Demo:
+    """The demo app (emulator on, seeded shop) served on loopback; jobs run when the test pumps them."""
+
+    def __init__(self, app: Flask, base: str) -> None:
+        self.app, self.base = app, base
+
+    @property
+    def state(self):  # type: ignore[no-untyped-def]
+        return self.app.extensions["tichdiem.emulator"]
+
+    def customer(self, name: str = "Nguyễn Thu Hà", phone: str = "0987654321", birthday: str = "12/05/1995") -> str:
+        return self.state.add_customer(name, phone, birthday).user_id
+
+    def act(self, user_id: str, action: str, **extra: object) -> None:
+        import requests
+
+        response = requests.post(
+            f"{self.base}/_emulator/api/act", json={"user_id": user_id, "action": action, **extra}, timeout=10
+        )
+        assert response.json()["webhook_status"] == 200
+        self.pump()
+
+    def pump(self, include_scheduled: bool = False) -> None:
+        from tests.helpers import run_jobs
+
+        run_jobs(self.app, include_scheduled=include_scheduled)
+
+    def replies(self, user_id: str) -> list[dict]:
+        return [m for m in self.state.transcripts[user_id] if m["from"] == "oa"]
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    import socket
+    import threading
+
+    from emulator.server import make_demo_server
+    from models import utcnow
+    from tichdiem.demo import demo_settings, seed_demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    settings = demo_settings(
+        TEST_SETTINGS.with_overrides(database_url=f"sqlite:///{tmp_path / 'demo.db'}", shop_name="Cà phê Demo"), base
+    )
+    app = create_app(settings, config={"TESTING": True})
+    svc: Services = app.extensions[EXTENSION_KEY]
+    migrate.upgrade(svc.engine)
+    with svc.sessions() as session:
+        seed_demo(session, utcnow())
+        session.commit()
+    server = make_demo_server("127.0.0.1", port, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Demo(app, base)
+    server.shutdown()
+    svc.engine.dispose()

@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("ZALO_")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.db'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tichdiem", "run", "--port", str(port)],
@@ -67,6 +67,10 @@ def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
         assert body is not None, proc.stdout.read() if proc.poll() is not None and proc.stdout else "no answer"
         assert body["status"] == "ok" and body["queue"]["mode"] == "embedded"
         assert body["database"]["backend"] == "sqlite"
+        # No ZALO_APP_ID: the demo, with the local Zalo emulator and a seeded shop.
+        assert "Zalo giả lập" in requests.get(f"http://127.0.0.1:{port}/_emulator/", timeout=5).text
+        login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        assert login.status_code == 200 and "Đăng nhập" in login.text
     finally:
         proc.terminate()
         proc.wait(timeout=10)

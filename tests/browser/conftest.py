@@ -50,6 +50,6 @@ def browser_page() -> Iterator[object]:
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 420, "height": 900}, locale="vi-VN")  # a phone at the counter
-        yield page
+        context = browser.new_context(viewport={"width": 420, "height": 900}, locale="vi-VN")  # a phone
+        yield context.new_page()
         browser.close()
