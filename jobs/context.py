@@ -18,6 +18,7 @@ from zalo.client import ZaloClient
 if TYPE_CHECKING:
     from bot.router import Bot
     from jobs.cards import CardPublisher
+    from jobs.proactive import ProactiveSender
 
 
 @dataclass
@@ -28,6 +29,7 @@ class JobContext:
     queue: Queue
     bot: Bot
     cards: CardPublisher
+    proactive: ProactiveSender
 
 
 _context: JobContext | None = None

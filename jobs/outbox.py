@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rq import Queue, Retry
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, utcnow
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError
@@ -29,6 +30,10 @@ SEND_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 
 class CardSender(Protocol):
     def send(self, user_id: str, payload: dict[str, Any]) -> str: ...
+
+
+class RowSender(Protocol):
+    def send(self, row: OutboxMessage) -> str: ...
 
 
 OutboxItem = dict[str, Any] | tuple[str, dict[str, Any]]  # a plain message, or (kind, payload)
@@ -71,15 +76,23 @@ def pending_ids_for_event(sessions: sessionmaker[Session], event_id: int) -> lis
 
 
 def deliver_all(
-    sessions: sessionmaker[Session], zalo: ZaloClient, outbox_ids: Sequence[int], cards: CardSender | None = None
+    sessions: sessionmaker[Session],
+    zalo: ZaloClient,
+    outbox_ids: Sequence[int],
+    cards: CardSender | None = None,
+    proactive: RowSender | None = None,
 ) -> None:
     """Deliver in order; a retryable failure stops here and raises so the job retries the rest later."""
     for outbox_id in outbox_ids:
-        deliver_one(sessions, zalo, outbox_id, cards)
+        deliver_one(sessions, zalo, outbox_id, cards, proactive)
 
 
 def deliver_one(
-    sessions: sessionmaker[Session], zalo: ZaloClient, outbox_id: int, cards: CardSender | None = None
+    sessions: sessionmaker[Session],
+    zalo: ZaloClient,
+    outbox_id: int,
+    cards: CardSender | None = None,
+    proactive: RowSender | None = None,
 ) -> str:
     """Send one outbox message at most once. Returns its final or current status."""
     message = _claim(sessions, outbox_id)
@@ -92,10 +105,24 @@ def deliver_one(
             if cards is None:
                 raise RuntimeError("a member card needs a CardSender")
             zalo_message_id = cards.send(message.zalo_user_id, message.message)
+        elif message.kind == "proactive":
+            if proactive is None:
+                raise RuntimeError("a proactive message needs a ProactiveSender")
+            zalo_message_id = proactive.send(message)
         else:
             zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
     except ZaloError as exc:
         return _record_failure(sessions, message, exc)
+    except Hold as hold:
+        return _release(sessions, message, hold.reason, hold.not_before)
+    except Skip as skip:
+        with sessions() as session, session.begin():
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id)
+                .values(status=skip.status, last_error=skip.reason)
+            )
+        return skip.status
     with sessions() as session, session.begin():
         session.execute(
             update(OutboxMessage)
@@ -105,16 +132,37 @@ def deliver_one(
     return OutboxStatus.SENT
 
 
+def _release(sessions: sessionmaker[Session], message: OutboxMessage, reason: str, not_before: datetime | None) -> str:
+    """Back to pending without counting an attempt (paused, or waiting for the morning)."""
+    with sessions() as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(
+                status=OutboxStatus.PENDING,
+                attempts=OutboxMessage.attempts - 1,
+                not_before=not_before,
+                last_error=reason,
+            )
+        )
+    return OutboxStatus.PENDING
+
+
 def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | None:
     now = utcnow()
     with sessions() as session, session.begin():
+        # A stale claim of a reply is sent again (a missing answer is worse than a double one); a stale
+        # broadcast row is not: jobs.broadcasts.recover marks it "unknown" (a duplicate promotion is worse).
         claimable = or_(
             OutboxMessage.status == OutboxStatus.PENDING,
-            (OutboxMessage.status == OutboxStatus.SENDING) & (OutboxMessage.claimed_at < now - STALE_CLAIM),
+            (OutboxMessage.status == OutboxStatus.SENDING)
+            & (OutboxMessage.claimed_at < now - STALE_CLAIM)
+            & OutboxMessage.broadcast_id.is_(None),
         )
+        due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
         result = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id, claimable)
+            .where(OutboxMessage.id == outbox_id, claimable, due)
             .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
             .returning(OutboxMessage.id)
         )
@@ -146,7 +194,19 @@ def deliver_messages(outbox_ids: list[int]) -> None:
     from jobs.context import current_context
 
     context = current_context()
-    deliver_all(context.sessions, context.zalo, outbox_ids, context.cards)
+    deliver_all(context.sessions, context.zalo, outbox_ids, context.cards, context.proactive)
+    with context.sessions() as session:  # held for the night ban: try again in the morning
+        waiting = session.execute(
+            select(OutboxMessage.id, OutboxMessage.not_before).where(
+                OutboxMessage.id.in_(outbox_ids),
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.not_before.is_not(None),
+            )
+        ).all()
+    for not_before in sorted({nb for _, nb in waiting if nb is not None}):
+        context.queue.enqueue_at(
+            not_before, deliver_messages, [i for i, nb in waiting if nb == not_before], retry=SEND_RETRY
+        )
 
 
 def enqueue_delivery(queue: Queue, outbox_ids: Sequence[int]) -> None:

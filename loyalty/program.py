@@ -50,6 +50,38 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Automations:
+    """The background messages, each switchable and editable. Texts use {ten}, {diem}, {hang} and the
+    fields named per automation; times are the shop's local time."""
+
+    daily_hour: int = 9  # birthday offers and expiry reminders go out at this hour
+    birthday_enabled: bool = True
+    birthday_on: str = "day"  # "day": on the birthday; "month": on the 1st, for everyone born that month
+    birthday_reward_id: int | None = None  # the gift voucher's reward (None: a greeting only)
+    birthday_text: str = "Chúc mừng sinh nhật {ten}! 🎂 {shop} tặng bạn {qua}: mã {ma}, dùng đến {han}."
+    birthday_text_no_gift: str = "Chúc mừng sinh nhật {ten}! 🎂 Chúc bạn một năm thật vui từ {shop}."
+    tier_up_enabled: bool = True
+    tier_up_text: str = "Chúc mừng {ten} đã lên hạng {hang}! 🎉 Quyền lợi của bạn: {quyen_loi}"
+    expiry_enabled: bool = True
+    expiry_reminder_days: int = 7
+    expiry_reminder_text: str = '{ten} ơi, {so_diem} điểm của bạn sẽ hết hạn ngày {ngay}. Nhắn "quà" để đổi ngay nhé!'
+    tier_review_enabled: bool = True
+    tier_review_day: int = 1  # day of the month
+    template_id: str = ""  # approved ZBS template (by UID) for members outside the 7-day window
+    template_param: str = "noi_dung"  # the template parameter that carries the text
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not 0 <= self.daily_hour <= 23:
+            problems.append("daily hour must be 0-23")
+        if self.birthday_on not in ("day", "month"):
+            problems.append("birthday offers run on the 'day' or in the 'month'")
+        if not 1 <= self.expiry_reminder_days <= 90 or not 1 <= self.tier_review_day <= 28:
+            problems.append("reminder days 1-90, review day 1-28")
+        return problems
+
+
+@dataclass(frozen=True)
 class ProgramRules:
     earn_rate: Rate = field(default_factory=Rate)
     channel_rates: dict[str, Rate] = field(default_factory=dict)  # e.g. {"pos": Rate(...)}
@@ -62,6 +94,7 @@ class ProgramRules:
     tier_window_months: int | None = 12  # None: tiers qualify on lifetime points
     referral_bonus_kind: str = "fixed"
     referral_bonus_value: int = 50  # points (fixed) or percent of the referee's first bill (percent)
+    automations: Automations = field(default_factory=Automations)
 
     def validate(self) -> ProgramRules:
         problems = []
@@ -83,6 +116,7 @@ class ProgramRules:
                 problems.append(f"promotion {promo.name!r} ends before it starts")
         if self.referral_bonus_kind not in REFERRAL_KINDS or self.referral_bonus_value < 0:
             problems.append("referral bonus kind must be off, fixed or percent, with a value >= 0")
+        problems.extend(self.automations.validate())
         if problems:
             raise InvalidSettings("; ".join(problems))
         return self
@@ -116,8 +150,14 @@ class ProgramRules:
         try:
             rules = replace(
                 cls(),
-                **{k: v for k, v in data.items() if k not in ("earn_rate", "channel_rates", "promotions")},
+                **{
+                    k: v
+                    for k, v in data.items()
+                    if k not in ("earn_rate", "channel_rates", "promotions", "automations")
+                },
             )
+            if "automations" in data:
+                rules = replace(rules, automations=Automations(**data["automations"]))
             if "earn_rate" in data:
                 rules = replace(rules, earn_rate=Rate(**data["earn_rate"]))
             if "channel_rates" in data:

@@ -19,12 +19,15 @@ from models.loyalty import (
     Voucher,
     VoucherStatus,
 )
+from models.marketing import Broadcast, BroadcastStatus
 from models.outbox import OutboxMessage, OutboxStatus
 from models.zalo import ConversationState, MediaUpload, OaToken, ZaloUser
 
 __all__ = [
     "ActorType",
     "ApiKey",
+    "Broadcast",
+    "BroadcastStatus",
     "AuditLog",
     "Claim",
     "ClaimStatus",

@@ -51,7 +51,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType, list[dict[str, Any]]: JsonType}
 
     def __repr__(self) -> str:
         pk = ", ".join(f"{c.key}={getattr(self, str(c.key), None)!r}" for c in self.__mapper__.primary_key)

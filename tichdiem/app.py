@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import BotConfig, build_bot
 from jobs.cards import CardPublisher
 from jobs.context import JobContext, install_context
+from jobs.proactive import ProactiveSender
 from tichdiem.cli import register_cli
 from tichdiem.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings, load_settings
 from tichdiem.db import make_engine, make_session_factory
@@ -85,6 +86,7 @@ def job_context(services: Services) -> JobContext:
         logo_url=settings.logo_url,
     )
     cards = CardPublisher(services.sessions, services.zalo, secret=settings.secret_key, shop_name=settings.shop_name)
+    proactive = ProactiveSender(services.sessions, services.zalo, settings.tz)
     return JobContext(
         settings=settings,
         sessions=services.sessions,
@@ -92,6 +94,7 @@ def job_context(services: Services) -> JobContext:
         queue=services.queue,
         bot=build_bot(config),
         cards=cards,
+        proactive=proactive,
     )
 
 

@@ -44,6 +44,8 @@ def register_cli(app: Flask) -> None:
         staff_group,
         store_group,
         apikey_group,
+        cron_command,
+        broadcast_group,
     ):
         app.cli.add_command(command)
 
@@ -108,13 +110,26 @@ def _serve_with_embedded_worker(server: object, svc: Services) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job).")
 @with_appcontext
-def worker_command(burst: bool) -> None:
+def worker_command(burst: bool, simple: bool) -> None:
     """Run an RQ worker (with the retry scheduler) on REDIS_URL."""
     svc = services()
     if svc.settings.embedded_queue:
         raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the jobs in-process.")
-    run_worker(svc.queue, burst=burst)
+    run_worker(svc.queue, burst=burst, simple=simple)
+
+
+@click.command("cron")
+@with_appcontext
+def cron_command() -> None:
+    """Run the recurring-job scheduler (jobs/cron.py) on REDIS_URL; one per deployment."""
+    from tichdiem.queue import run_cron
+
+    svc = services()
+    if svc.settings.embedded_queue:
+        raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the recurring jobs in-process.")
+    run_cron(svc.queue)
 
 
 @click.group("db")
@@ -270,3 +285,98 @@ def apikey_revoke(prefix: str) -> None:
         key.revoked_at = utcnow()
         session.commit()
     click.echo("revoked")
+
+
+@click.group("broadcast")
+def broadcast_group() -> None:
+    """Broadcasts to a segment of members."""
+
+
+@broadcast_group.command("create")
+@click.option("--name", required=True)
+@click.option("--text", required=True, help="May use {ten}, {diem}, {hang}.")
+@click.option("--segment", default="{}", help='JSON, e.g. {"tier_ids": [2], "birthday_month": 5, "inactive_days": 30}')
+@click.option("--at", "send_at", default=None, help="Local time dd/mm/yyyy HH:MM (default: now).")
+@click.option("--not-promotional", is_flag=True, help="Care message: may go out at night.")
+@with_appcontext
+def broadcast_create(name: str, text: str, segment: str, send_at: str | None, not_promotional: bool) -> None:
+    """Schedule a broadcast; prints its audience size first."""
+    import json
+    from datetime import datetime
+
+    from jobs.broadcasts import create_broadcast
+    from loyalty.errors import InvalidSettings
+    from loyalty.segments import Segment, audience_size
+
+    svc = services()
+    now = utcnow()
+    try:
+        parsed = Segment.from_dict(json.loads(segment))
+        when = datetime.strptime(send_at, "%d/%m/%Y %H:%M").replace(tzinfo=svc.settings.tz) if send_at else now
+    except (ValueError, InvalidSettings) as exc:
+        raise click.BadParameter(str(exc)) from exc
+    with svc.sessions() as session:
+        click.echo(f"audience: {audience_size(session, parsed, now)} member(s)")
+        broadcast = create_broadcast(
+            session,
+            name=name,
+            text=text,
+            segment=parsed,
+            send_at=when,
+            now=now,
+            promotional=not not_promotional,
+            created_by="cli",
+        )
+        session.commit()
+        click.echo(f"broadcast {broadcast.id} scheduled for {when.astimezone(svc.settings.tz):%d/%m/%Y %H:%M}")
+
+
+@broadcast_group.command("status")
+@click.argument("broadcast_id", type=int)
+@with_appcontext
+def broadcast_status(broadcast_id: int) -> None:
+    """Progress: counts by status and the reasons of skips and failures."""
+    import json
+
+    from jobs.broadcasts import progress
+
+    with services().sessions() as session:
+        click.echo(json.dumps(progress(session, broadcast_id), ensure_ascii=False, indent=2))
+
+
+@broadcast_group.command("pause")
+@click.argument("broadcast_id", type=int)
+@with_appcontext
+def broadcast_pause(broadcast_id: int) -> None:
+    """Stop sending; the rest waits."""
+    from jobs.broadcasts import pause
+
+    with services().sessions() as session:
+        pause(session, broadcast_id)
+        session.commit()
+    click.echo("paused")
+
+
+@broadcast_group.command("resume")
+@click.argument("broadcast_id", type=int)
+@with_appcontext
+def broadcast_resume(broadcast_id: int) -> None:
+    """Continue a paused broadcast."""
+    from jobs.broadcasts import resume
+
+    with services().sessions() as session:
+        resume(session, services().queue, broadcast_id)
+    click.echo("resumed")
+
+
+@broadcast_group.command("cancel")
+@click.argument("broadcast_id", type=int)
+@with_appcontext
+def broadcast_cancel(broadcast_id: int) -> None:
+    """Stop for good; unsent rows are marked cancelled."""
+    from jobs.broadcasts import cancel
+
+    with services().sessions() as session:
+        cancel(session, broadcast_id, utcnow())
+        session.commit()
+    click.echo("cancelled")

@@ -8,6 +8,7 @@ import threading
 import fakeredis
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,13 @@ def make_queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection)
 
 
-def run_worker(queue: Queue, *, burst: bool = False) -> None:
-    """The production worker (`tichdiem worker`): forks a work horse per job, runs the retry scheduler."""
-    Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+def run_worker(queue: Queue, *, burst: bool = False, simple: bool = False) -> None:
+    """The production worker (`tichdiem worker`): forks a work horse per job, runs the retry scheduler.
+
+    `simple` runs jobs in the worker's own process (lower latency, no isolation between jobs).
+    """
+    worker_class = SimpleWorker if simple else Worker
+    worker_class([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
 
 
 def run_embedded_worker(queue: Queue, stop: threading.Event) -> None:
@@ -40,10 +45,24 @@ def run_embedded_worker(queue: Queue, stop: threading.Event) -> None:
     """
     scheduler = RQScheduler([queue], connection=queue.connection)
     worker = SimpleWorker([queue], connection=queue.connection)
+    recurring = make_cron(queue)
     while not stop.is_set():
         if not scheduler.acquired_locks:
             scheduler.acquire_locks()
         scheduler.enqueue_scheduled_jobs()
+        recurring.enqueue_jobs()
         if queue.count:
             worker.work(burst=True, logging_level="WARNING")
         stop.wait(EMBEDDED_POLL_SECONDS)
+
+
+def make_cron(queue: Queue) -> CronScheduler:
+    """RQ's cron scheduler with every job of jobs/cron.py."""
+    scheduler = CronScheduler(connection=queue.connection, logging_level=logging.WARNING)
+    scheduler.load_config_from_file("jobs.cron")
+    return scheduler
+
+
+def run_cron(queue: Queue) -> None:
+    """The `cron` process of the Procfile: enqueues recurring jobs; `tichdiem worker` runs them."""
+    make_cron(queue).start()

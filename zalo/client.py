@@ -51,6 +51,11 @@ class ZaloClient:
         data = self.call("POST", "/v3.0/oa/message/cs", json={"recipient": {"user_id": user_id}, "message": message})
         return str(data.get("message_id", ""))
 
+    def send_template(self, user_id: str, template_id: str, data: dict[str, Any]) -> str:
+        """POST /v3.0/oa/message/template: an approved ZBS template by UID (reaches users outside the window)."""
+        body = {"user_id": user_id, "template_id": template_id, "template_data": data}
+        return str(self.call("POST", "/v3.0/oa/message/template", json=body).get("message_id", ""))
+
     def user_detail(self, user_id: str) -> dict[str, Any]:
         """GET /v3.0/oa/user/detail?data={"user_id": ...}."""
         return self.call("GET", "/v3.0/oa/user/detail", params={"data": json.dumps({"user_id": user_id})})

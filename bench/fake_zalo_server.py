@@ -1,0 +1,61 @@
+"""A fake Zalo OpenAPI over real HTTP on loopback, answering after a fixed latency (benchmarks, fault tests)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeZalo:
+    def __init__(self, latency: float = 0.02, on_request: Callable[[int], None] | None = None) -> None:
+        self.latency = latency
+        self.on_request = on_request  # called with the request number before answering (fault injection)
+        self.received: Counter[str] = Counter()  # user_id -> messages received
+        self.count = 0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FakeZalo:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                user_id = str(body.get("recipient", {}).get("user_id") or body.get("user_id") or "")
+                with fake.lock:
+                    fake.count += 1
+                    number = fake.count
+                    fake.received[user_id] += 1
+                if fake.on_request is not None:
+                    fake.on_request(number)
+                time.sleep(fake.latency)
+                payload = json.dumps({"error": 0, "message": "Success", "data": {"message_id": f"m{number}"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,271 @@
+"""The automations marketers switch on in the program settings. Each is an RQ job the cron module enqueues;
+each is safe to run twice (idempotency keys per member and occasion)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import extract, select, update
+from sqlalchemy.orm import Session
+
+from jobs.context import current_context
+from jobs.outbox import enqueue_delivery, queue_messages
+from jobs.proactive import proactive_payload
+from loyalty import format as fmt
+from loyalty import ledger, rewards, tiers
+from loyalty.program import ProgramRules, load_rules
+from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
+
+log = logging.getLogger(__name__)
+TOKEN_REFRESH_MARGIN = timedelta(hours=2)
+DELIVERY_CHUNK = 100
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def personalize(text: str, **values: Any) -> str:
+    """ "Chúc mừng {ten}" with the member's values; unknown fields become empty, never an error."""
+    try:
+        return text.format_map(_Blank(values))
+    except (ValueError, IndexError):  # a stray "{" in a marketer's text: send it as written
+        return text
+
+
+def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:
+    tier = session.get(Tier, member.tier_id) if member.tier_id else None
+    return {
+        "ten": member.name or "bạn",
+        "diem": fmt.points(member.points_balance),
+        "hang": tier.name if tier else "",
+        "shop": shop,
+    }
+
+
+def queue_proactive(
+    session: Session, member: Member, *, key: str, text: str, promotional: bool, broadcast_id: int | None = None
+) -> list[int]:
+    if not member.zalo_user_id:
+        return []
+    ids = queue_messages(
+        session, key=key, user_id=member.zalo_user_id, messages=[proactive_payload(text, promotional=promotional)]
+    )
+    if broadcast_id is not None:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(broadcast_id=broadcast_id))
+    return ids
+
+
+def run_daily() -> dict[str, int]:
+    """Hourly tick: at the shop's configured hour, birthday offers, expiry reminders and the tier review."""
+    context = current_context()
+    now = utcnow()
+    with context.sessions() as session:
+        rules = load_rules(session)
+    if now.astimezone(context.settings.tz).hour != rules.automations.daily_hour:
+        return {}
+    return {"birthdays": birthday_offers(now), "reminders": remind_expiring(now), "tier_reviews": review_tiers(now)}
+
+
+def birthday_offers(now: datetime | None = None) -> int:
+    """A gift voucher (once per member per year) and a greeting, on the birthday or on the 1st of the month."""
+    context = current_context()
+    now = now or utcnow()
+    today = now.astimezone(context.settings.tz).date()
+    with context.sessions() as session:
+        rules = load_rules(session)
+        automations = rules.automations
+        if not automations.birthday_enabled or (automations.birthday_on == "month" and today.day != 1):
+            return 0
+        member_ids = list(session.scalars(_birthday_query(today, automations.birthday_on)))
+    outbox: list[int] = []
+    for member_id in member_ids:
+        with context.sessions() as session:
+            outbox += _birthday_for(session, member_id, today, now, rules, context.settings.shop_name)
+            session.commit()
+    _deliver(outbox)
+    return len(member_ids)
+
+
+def _birthday_query(today: date, mode: str) -> Any:
+    stmt = select(Member.id).where(
+        Member.status == MemberStatus.ACTIVE,
+        Member.zalo_user_id.is_not(None),
+        Member.birthday.is_not(None),
+        extract("month", Member.birthday) == today.month,
+    )
+    if mode == "day":
+        days = [today.day]
+        if today.month == 2 and today.day == 28 and not _is_leap(today.year):
+            days.append(29)  # born on 29/02: celebrated on 28/02 in other years
+        stmt = stmt.where(extract("day", Member.birthday).in_(days))
+    return stmt.order_by(Member.id)
+
+
+def _birthday_for(
+    session: Session, member_id: int, today: date, now: datetime, rules: ProgramRules, shop: str
+) -> list[int]:
+    key = f"birthday:{today.year}:{member_id}"
+    member = session.get(Member, member_id)
+    assert member is not None
+    automations = rules.automations
+    values = member_fields(session, member, shop)
+    reward = session.get(Reward, automations.birthday_reward_id) if automations.birthday_reward_id else None
+    text = personalize(automations.birthday_text_no_gift, **values)
+    if reward is not None:
+        voucher, _ = rewards.issue_gift(session, member.id, reward.id, key=key, now=now, source="birthday")
+        text = personalize(
+            automations.birthday_text,
+            qua=reward.name,
+            ma=rewards_code(voucher.code),
+            han=fmt.day(voucher.expires_at, current_context().settings.tz),
+            **values,
+        )
+    return queue_proactive(session, member, key=key, text=text, promotional=False)
+
+
+def congratulate_tier_ups() -> int:
+    """Each upgrade recorded by the ledger becomes one congratulation with the new benefits."""
+    context = current_context()
+    with context.sessions() as session:
+        rules = load_rules(session)
+        event_ids = list(
+            session.scalars(
+                select(TierEvent.id).where(TierEvent.direction == "up", TierEvent.notified_at.is_(None)).limit(500)
+            )
+        )
+    outbox: list[int] = []
+    for event_id in event_ids:
+        with context.sessions() as session:
+            # Claim the event: of two workers, only the one whose UPDATE matches sends the message.
+            claimed = session.execute(
+                update(TierEvent)
+                .where(TierEvent.id == event_id, TierEvent.notified_at.is_(None))
+                .values(notified_at=utcnow())
+                .returning(TierEvent.id)
+            ).scalar()
+            if claimed is not None and rules.automations.tier_up_enabled:
+                event = session.get(TierEvent, event_id)
+                member = session.get(Member, event.member_id) if event else None
+                tier = session.get(Tier, event.to_tier_id) if event else None
+                if member is not None and tier is not None:
+                    values = member_fields(session, member, context.settings.shop_name) | {
+                        "hang": tier.name,
+                        "quyen_loi": tier.benefits or "—",
+                    }
+                    outbox += queue_proactive(
+                        session,
+                        member,
+                        key=f"tier-up:{event_id}",
+                        promotional=False,
+                        text=personalize(rules.automations.tier_up_text, **values),
+                    )
+            session.commit()
+    _deliver(outbox)
+    return len(event_ids)
+
+
+def expire_points(now: datetime | None = None) -> int:
+    """Expire due points (oldest first, a ledger entry per lot) and flip expired vouchers."""
+    context = current_context()
+    now = now or utcnow()
+    with context.sessions() as session:
+        if not load_rules(session).automations.expiry_enabled:
+            return 0
+        lot_ids = ledger.due_lot_ids(session, now, limit=100_000)
+    expired = 0
+    for lot_id in lot_ids:
+        with context.sessions() as session:
+            expired += ledger.expire_lot(session, lot_id, now=now) is not None
+            session.commit()
+    with context.sessions() as session:
+        rewards.expire_vouchers(session, now)
+        session.commit()
+    return expired
+
+
+def remind_expiring(now: datetime | None = None) -> int:
+    """N days ahead, tell members how many points expire and when (once per member and expiry day)."""
+    context = current_context()
+    now = now or utcnow()
+    tz = context.settings.tz
+    with context.sessions() as session:
+        rules = load_rules(session)
+        automations = rules.automations
+        if not (automations.expiry_enabled and rules.expiry_months):
+            return 0
+        rows = session.execute(
+            select(PointLot.member_id, PointLot.expires_at, PointLot.remaining).where(
+                PointLot.remaining > 0,
+                PointLot.expires_at > now,
+                PointLot.expires_at <= now + timedelta(days=automations.expiry_reminder_days),
+            )
+        ).all()
+    due: dict[tuple[int, date], int] = {}
+    for member_id, expires_at, remaining in rows:
+        assert expires_at is not None  # filtered in the query
+        day = expires_at.astimezone(tz).date()
+        due[(member_id, day)] = due.get((member_id, day), 0) + remaining
+    outbox: list[int] = []
+    for (member_id, day), points in sorted(due.items()):
+        with context.sessions() as session:
+            member = session.get(Member, member_id)
+            if member is not None and member.status == MemberStatus.ACTIVE:
+                text = personalize(
+                    automations.expiry_reminder_text,
+                    so_diem=fmt.points(points),
+                    ngay=day.strftime("%d/%m/%Y"),
+                    **member_fields(session, member, context.settings.shop_name),
+                )
+                outbox += queue_proactive(
+                    session, member, key=f"expiry-reminder:{member_id}:{day.isoformat()}", text=text, promotional=False
+                )
+            session.commit()
+    _deliver(outbox)
+    return len(due)
+
+
+def review_tiers(now: datetime | None = None) -> int:
+    """The periodic downgrade check, on the configured day of the month."""
+    context = current_context()
+    now = now or utcnow()
+    with context.sessions() as session:
+        rules = load_rules(session)
+        if (
+            not rules.automations.tier_review_enabled
+            or now.astimezone(context.settings.tz).day != rules.automations.tier_review_day
+        ):
+            return 0
+        events = tiers.review_tiers(session, window_start=rules.tier_window_start(now), now=now)
+        session.commit()
+    return len(events)
+
+
+def keep_token_fresh() -> bool:
+    """Refresh the OA access token before it expires (single-flight, like a refresh on -216)."""
+    context = current_context()
+    tokens = context.zalo.tokens
+    expires_at = tokens.expires_at() if hasattr(tokens, "expires_at") else None
+    if expires_at is None or expires_at - utcnow() > TOKEN_REFRESH_MARGIN:
+        return False
+    tokens.refresh(None, context.zalo.exchange_refresh_token)
+    return True
+
+
+def rewards_code(code: str) -> str:
+    from loyalty.codes import pretty_voucher_code
+
+    return pretty_voucher_code(code)
+
+
+def _deliver(outbox_ids: list[int]) -> None:
+    queue = current_context().queue
+    for start in range(0, len(outbox_ids), DELIVERY_CHUNK):
+        enqueue_delivery(queue, outbox_ids[start : start + DELIVERY_CHUNK])
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

@@ -1,0 +1,327 @@
+"""Broadcasts: fan out one outbox row per recipient, then send them through rate-limited jobs.
+
+Exactly once per recipient: rows are unique per (broadcast, member) by their key, a row is claimed before
+its send, and a row whose send was interrupted by a crash is marked "unknown" and never sent again (a
+duplicate promotion costs the shop money and goodwill; the report shows how many are unknown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from rq import Queue
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from jobs.automations import member_fields, personalize
+from jobs.context import current_context
+from jobs.outbox import STALE_CLAIM, deliver_one
+from loyalty.errors import InvalidSettings
+from loyalty.segments import Segment, audience_query
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
+from zalo.errors import ZaloError
+from zalo.policy import is_night, next_morning
+
+log = logging.getLogger(__name__)
+# Parallel send jobs per broadcast; each owns the rows with id % SENDERS == its number (>= the workers you run).
+SENDERS = int(os.environ.get("TICHDIEM_BROADCAST_SENDERS", "4"))
+BATCH = 50
+FANOUT_CHUNK = 1000
+THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
+
+
+def create_broadcast(
+    session: Session,
+    *,
+    name: str,
+    text: str,
+    segment: Segment,
+    send_at: datetime | None,
+    now: datetime,
+    promotional: bool = True,
+    buttons: list[dict[str, str]] | None = None,
+    created_by: str | None = None,
+) -> Broadcast:
+    if not text.strip() or len(text) > 2000:
+        raise InvalidSettings("the message needs 1-2000 characters")
+    broadcast = Broadcast(
+        name=name.strip() or "Chiến dịch",
+        text=text.strip(),
+        segment=segment.to_dict(),
+        promotional=promotional,
+        buttons=buttons or [],
+        send_at=send_at or now,
+        status=BroadcastStatus.SCHEDULED,
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+def start_due_broadcasts() -> int:
+    """Cron tick: scheduled broadcasts whose time has come start fanning out."""
+    context = current_context()
+    now = utcnow()
+    with context.sessions() as session:
+        due = list(
+            session.scalars(
+                select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.send_at <= now)
+            )
+        )
+        for broadcast_id in due:
+            session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id)
+                .values(status=BroadcastStatus.SENDING, started_at=now)
+            )
+        session.commit()
+    for broadcast_id in due:
+        context.queue.enqueue(
+            fan_out, broadcast_id, job_id=f"bc-{broadcast_id}-fanout-{secrets.token_hex(3)}", job_timeout=3600
+        )
+    return len(due)
+
+
+def fan_out(broadcast_id: int) -> int:
+    """One outbox row per recipient, personalised ({ten}, {diem}, {hang}); safe to run again."""
+    context = current_context()
+    now = utcnow()
+    with context.sessions() as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
+            return 0
+        segment = Segment.from_dict(broadcast.segment)
+        member_ids = list(session.scalars(audience_query(segment, now)))
+    for start in range(0, len(member_ids), FANOUT_CHUNK):
+        with context.sessions() as session:
+            broadcast = session.get(Broadcast, broadcast_id)
+            assert broadcast is not None
+            members = session.scalars(select(Member).where(Member.id.in_(member_ids[start : start + FANOUT_CHUNK])))
+            rows = [_row(session, broadcast, m, now, context.settings.shop_name) for m in members]
+            _insert_rows(session, rows)
+            session.commit()
+    with context.sessions() as session:
+        session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(audience=len(member_ids)))
+        session.commit()
+    enqueue_senders(context.queue, broadcast_id)
+    return len(member_ids)
+
+
+def send_broadcast(broadcast_id: int, part: int = 0) -> str:
+    """Send this part's pending rows until done, paused, throttled or night; then reschedule itself."""
+    context = current_context()
+    while True:
+        now = utcnow()
+        with context.sessions() as session:
+            broadcast = session.get(Broadcast, broadcast_id)
+            if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+                return broadcast.status if broadcast else "missing"
+            if broadcast.throttle_until is not None and broadcast.throttle_until > now:
+                return _later(context.queue, broadcast_id, part, broadcast.throttle_until, "throttled")
+            if broadcast.promotional and is_night(now, context.settings.tz):
+                return _later(context.queue, broadcast_id, part, next_morning(now, context.settings.tz), "night")
+            ids = _next_rows(session, broadcast_id, part, now)
+        if not ids:
+            _finish_if_done(broadcast_id)
+            return "idle"
+        try:
+            for outbox_id in ids:
+                deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
+        except ZaloError as exc:  # -32, 5xx, timeouts: the whole broadcast slows down
+            until = _throttle(broadcast_id, exc)
+            return _later(context.queue, broadcast_id, part, until, f"throttled by {exc.code}")
+        _reset_throttle(broadcast_id)
+
+
+def enqueue_senders(queue: Queue, broadcast_id: int, at: datetime | None = None) -> None:
+    for part in range(SENDERS):
+        _schedule(queue, broadcast_id, part, at)
+
+
+def pause(session: Session, broadcast_id: int) -> None:
+    session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
+        .values(status=BroadcastStatus.PAUSED)
+    )
+
+
+def resume(session: Session, queue: Queue, broadcast_id: int) -> None:
+    """Call, then commit, then the senders start (they read the status)."""
+    session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PAUSED)
+        .values(status=BroadcastStatus.SENDING)
+    )
+    session.commit()
+    enqueue_senders(queue, broadcast_id)
+
+
+def cancel(session: Session, broadcast_id: int, now: datetime) -> None:
+    session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status.not_in([BroadcastStatus.DONE, BroadcastStatus.CANCELLED]))
+        .values(status=BroadcastStatus.CANCELLED, finished_at=now)
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED, last_error="broadcast cancelled")
+    )
+
+
+def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
+    """Counts by status (sent, pending, skipped, failed, unknown, ...) and the reasons for skips/failures."""
+    counts = dict(
+        session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.broadcast_id == broadcast_id)
+            .group_by(OutboxMessage.status)
+        ).all()
+    )
+    reasons = dict(
+        session.execute(
+            select(OutboxMessage.last_error, func.count())
+            .where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status.in_([OutboxStatus.SKIPPED, OutboxStatus.FAILED, OutboxStatus.UNKNOWN]),
+            )
+            .group_by(OutboxMessage.last_error)
+        ).all()
+    )
+    broadcast = session.get(Broadcast, broadcast_id)
+    return {
+        "status": broadcast.status if broadcast else None,
+        "audience": broadcast.audience if broadcast else 0,
+        "counts": {str(k): int(v) for k, v in counts.items()},
+        "reasons": {str(k): int(v) for k, v in reasons.items()},
+    }
+
+
+def recover_broadcasts() -> int:
+    """Cron tick: after a worker died, mark its interrupted sends "unknown" and restart the senders."""
+    context = current_context()
+    now = utcnow()
+    restarted = 0
+    with context.sessions() as session:
+        for broadcast in session.scalars(select(Broadcast).where(Broadcast.status == BroadcastStatus.SENDING)):
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.broadcast_id == broadcast.id,
+                    OutboxMessage.status == OutboxStatus.SENDING,
+                    OutboxMessage.claimed_at < now - STALE_CLAIM,
+                )
+                .values(
+                    status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send; not sent again to avoid a duplicate"
+                )
+            )
+            last_activity = session.scalar(
+                select(func.max(OutboxMessage.claimed_at)).where(OutboxMessage.broadcast_id == broadcast.id)
+            )
+            if last_activity is None or last_activity < now - STALE_CLAIM:
+                restarted += 1
+                enqueue_senders(context.queue, broadcast.id)
+        session.commit()
+    return restarted
+
+
+# --- internals -----------------------------------------------------------------------------------------
+
+
+def _row(session: Session, broadcast: Broadcast, member: Member, now: datetime, shop: str) -> dict[str, Any]:
+    text = personalize(broadcast.text, **member_fields(session, member, shop))
+    return {
+        "key": f"bc:{broadcast.id}:{member.id}",
+        "zalo_user_id": member.zalo_user_id,
+        "kind": "proactive",
+        "message": {"text": text, "promotional": broadcast.promotional, "buttons": broadcast.buttons},
+        "broadcast_id": broadcast.id,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+
+
+def _next_rows(session: Session, broadcast_id: int, part: int, now: datetime) -> list[int]:
+    stmt = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.broadcast_id == broadcast_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.id % SENDERS == part,
+        )
+        .where((OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now))
+        .order_by(OutboxMessage.id)
+        .limit(BATCH)
+    )
+    return list(session.scalars(stmt))
+
+
+def _finish_if_done(broadcast_id: int) -> None:
+    context = current_context()
+    with context.sessions() as session:
+        open_rows = session.scalar(
+            select(func.count()).where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            )
+        )
+        if not open_rows:
+            session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
+                .values(status=BroadcastStatus.DONE, finished_at=utcnow())
+            )
+            session.commit()
+
+
+def _throttle(broadcast_id: int, exc: ZaloError) -> datetime:
+    context = current_context()
+    with context.sessions() as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        assert broadcast is not None
+        seconds = min(max(broadcast.throttle_seconds * 2, THROTTLE_START), THROTTLE_MAX)
+        until = utcnow() + timedelta(seconds=seconds)
+        broadcast.throttle_seconds, broadcast.throttle_until = seconds, until
+        session.commit()
+    log.warning("broadcast %s slowed down for %ss: %s", broadcast_id, seconds, exc)
+    return until
+
+
+def _reset_throttle(broadcast_id: int) -> None:
+    context = current_context()
+    with context.sessions() as session:
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.throttle_seconds > 0)
+            .values(throttle_seconds=0, throttle_until=None)
+        )
+        session.commit()
+
+
+def _later(queue: Queue, broadcast_id: int, part: int, when: datetime, why: str) -> str:
+    _schedule(queue, broadcast_id, part, when)
+    return why
+
+
+def _schedule(queue: Queue, broadcast_id: int, part: int, at: datetime | None) -> None:
+    job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
+    if at is None:
+        queue.enqueue(send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
+    else:
+        queue.enqueue_at(at, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)

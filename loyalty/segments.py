@@ -1,0 +1,94 @@
+"""Segments: which members a broadcast reaches. One dataclass, stored as JSON on the broadcast."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, extract, func, or_, select
+from sqlalchemy.orm import Session
+
+from loyalty.errors import InvalidSettings
+from models import EntryKind, LedgerEntry, Member, MemberStatus, ZaloUser
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Every field narrows the audience; an empty Segment is all members reachable on Zalo."""
+
+    tier_ids: tuple[int, ...] = ()
+    birthday_month: int | None = None
+    joined_from: date | None = None
+    joined_to: date | None = None
+    inactive_days: int | None = None  # no purchase and no message for at least this many days
+    points_min: int | None = None
+    points_max: int | None = None
+    member_ids: tuple[int, ...] = field(default=())  # an explicit list (tests, "send to me first")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("joined_from", "joined_to"):
+            data[key] = data[key].isoformat() if data[key] else None
+        data["tier_ids"], data["member_ids"] = list(self.tier_ids), list(self.member_ids)
+        return {k: v for k, v in data.items() if v not in (None, [])}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        try:
+            segment = cls(
+                tier_ids=tuple(int(t) for t in data.get("tier_ids") or ()),
+                birthday_month=int(data["birthday_month"]) if data.get("birthday_month") else None,
+                joined_from=date.fromisoformat(data["joined_from"]) if data.get("joined_from") else None,
+                joined_to=date.fromisoformat(data["joined_to"]) if data.get("joined_to") else None,
+                inactive_days=int(data["inactive_days"]) if data.get("inactive_days") else None,
+                points_min=int(data["points_min"]) if data.get("points_min") is not None else None,
+                points_max=int(data["points_max"]) if data.get("points_max") is not None else None,
+                member_ids=tuple(int(m) for m in data.get("member_ids") or ()),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InvalidSettings(f"unreadable segment: {exc}") from exc
+        if segment.birthday_month is not None and not 1 <= segment.birthday_month <= 12:
+            raise InvalidSettings("birthday month must be 1-12")
+        return segment
+
+
+def audience_query(segment: Segment, now: datetime) -> Select[Any]:
+    """Member ids in the segment who can be messaged on Zalo (linked, following, not blocked)."""
+    stmt = (
+        select(Member.id)
+        .join(ZaloUser, ZaloUser.user_id == Member.zalo_user_id)
+        .where(Member.status == MemberStatus.ACTIVE, ZaloUser.is_follower.is_(True))
+    )
+    if segment.member_ids:
+        stmt = stmt.where(Member.id.in_(segment.member_ids))
+    if segment.tier_ids:
+        stmt = stmt.where(Member.tier_id.in_(segment.tier_ids))
+    if segment.birthday_month is not None:
+        stmt = stmt.where(extract("month", Member.birthday) == segment.birthday_month)
+    if segment.joined_from is not None:
+        stmt = stmt.where(Member.joined_at >= datetime.combine(segment.joined_from, datetime.min.time(), now.tzinfo))
+    if segment.joined_to is not None:
+        end = datetime.combine(segment.joined_to + timedelta(days=1), datetime.min.time(), now.tzinfo)
+        stmt = stmt.where(Member.joined_at < end)
+    if segment.points_min is not None:
+        stmt = stmt.where(Member.points_balance >= segment.points_min)
+    if segment.points_max is not None:
+        stmt = stmt.where(Member.points_balance <= segment.points_max)
+    if segment.inactive_days is not None:
+        since = now - timedelta(days=segment.inactive_days)
+        recent_earn = (
+            select(LedgerEntry.id)
+            .where(
+                LedgerEntry.member_id == Member.id, LedgerEntry.kind == EntryKind.EARN, LedgerEntry.created_at >= since
+            )
+            .exists()
+        )
+        stmt = stmt.where(
+            and_(or_(ZaloUser.last_interaction_at.is_(None), ZaloUser.last_interaction_at < since), ~recent_earn)
+        )
+    return stmt.order_by(Member.id)
+
+
+def audience_size(session: Session, segment: Segment, now: datetime) -> int:
+    return int(session.scalar(select(func.count()).select_from(audience_query(segment, now).subquery())) or 0)
