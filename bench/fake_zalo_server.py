@@ -16,6 +16,7 @@ class FakeZalo:
         self.latency = latency
         self.on_request = on_request  # called with the request number before answering (fault injection)
         self.received: Counter[str] = Counter()  # user_id -> messages received
+        self.first_at: dict[str, float] = {}  # user_id -> time.perf_counter() of the first message
         self.count = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -45,6 +46,7 @@ class FakeZalo:
                     fake.count += 1
                     number = fake.count
                     fake.received[user_id] += 1
+                    fake.first_at.setdefault(user_id, time.perf_counter())
                 if fake.on_request is not None:
                     fake.on_request(number)
                 time.sleep(fake.latency)

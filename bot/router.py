@@ -7,6 +7,7 @@ a router; the router knows nothing about what they do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +72,7 @@ class Context:
         self.__dict__.pop("member", None)
 
 
+log = logging.getLogger(__name__)
 Handler = Callable[[Context], list[Reply]]
 StepHandler = Callable[[Context], list[Reply] | None]  # None: not an answer to the step, route normally
 
@@ -135,6 +137,10 @@ class Bot:
         return handler
 
     def handle(self, session: Session, event: ZaloEvent, now: datetime) -> list[Reply]:
+        if event.user_id is None:
+            # Nobody to answer (a malformed or platform-level event): acknowledged, stored, no reply.
+            log.info("bot: %s without a user id, nothing to reply", event.event_name)
+            return []
         user = touch_user(session, event, now)
         ctx = Context(session=session, event=event, user=user, now=now, config=self.config)
         if isinstance(event, TextMessage):

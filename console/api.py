@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from console.operations import CounterActor, NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
+from console.throttle import voucher_guesses
 from jobs.outbox import enqueue_delivery
 from loyalty import errors
 from loyalty import rewards as reward_rules
@@ -25,7 +26,7 @@ from loyalty.members import find_by_phone
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
 from models import ApiKey, LedgerEntry, Member, Reward, Tier, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings
+from tichdiem.extensions import get_queue, get_session, get_settings, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -187,7 +188,7 @@ def claim_qr(code: str, fmt: str) -> Response:
 @api_key_required
 def voucher(code: str) -> Response:
     db = get_session()
-    found = reward_rules.find_voucher(db, code)
+    found = _find_voucher_throttled(code)
     now = utcnow()
     usable = found.status == "issued" and found.expires_at > now
     reward = db.get(Reward, found.reward_id)
@@ -212,6 +213,7 @@ def redeem_voucher(code: str) -> Response:
     body = _json(optional=True)
     db = get_session()
     member_id = body.get("member_id")
+    _find_voucher_throttled(code)
     outcome = use_voucher(
         db,
         code,
@@ -235,6 +237,17 @@ def redeem_voucher(code: str) -> Response:
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+
+
+def _find_voucher_throttled(code: str) -> Any:
+    throttle, who = voucher_guesses(services().redis), f"api:{g.api_key.id}"
+    if throttle.blocked(who):
+        raise ApiError(429, "too_many_attempts", "too many unknown voucher codes; try again in 10 minutes")
+    try:
+        return reward_rules.find_voucher(get_session(), code)
+    except errors.VoucherNotFound:
+        throttle.failed(who)
+        raise
 
 
 def _actor(owner: bool = False) -> CounterActor:

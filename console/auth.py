@@ -11,8 +11,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from console.operations import CounterActor
 from console.staff import StaffError, authenticate
+from console.throttle import login_failures
 from models import Role, Staff, utcnow
-from tichdiem.extensions import get_session
+from tichdiem.extensions import get_session, services
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,10 +28,15 @@ def login_form() -> str:
 @bp.post("/login")
 def login() -> str | WerkzeugResponse:
     db = get_session()
+    throttle, ip = login_failures(services().redis), request.remote_addr or "?"
+    if throttle.blocked(ip):
+        flash("Quá nhiều lần đăng nhập sai từ máy này. Vui lòng thử lại sau 15 phút.", "error")
+        return render_template("console/login.html"), 429  # type: ignore[return-value]
     try:
         staff = authenticate(db, request.form.get("username", ""), request.form.get("password", ""), utcnow())
     except StaffError as exc:
         db.commit()  # keep the failed-attempt count
+        throttle.failed(ip)
         flash(str(exc), "error")
         return render_template("console/login.html", username=request.form.get("username", "")), 401  # type: ignore[return-value]
     db.commit()

@@ -22,6 +22,7 @@ from console.operations import (
     voucher_view,
 )
 from console.qr import qr_svg
+from console.throttle import voucher_guesses
 from jobs.outbox import enqueue_delivery
 from loyalty import format as fmt
 from loyalty import rewards
@@ -40,7 +41,7 @@ from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
 from models import Claim, LedgerEntry, Member, Role, Tier, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings
+from tichdiem.extensions import get_queue, get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
 
@@ -150,9 +151,14 @@ def reverse(entry_id: int) -> Response:
 @login_required(Role.CASHIER)
 def find_voucher() -> Response:
     code = request.form.get("code", "").strip()
+    throttle, who = voucher_guesses(services().redis), counter_actor().actor
+    if throttle.blocked(who):
+        flash("Nhập sai mã voucher quá nhiều lần. Vui lòng thử lại sau 10 phút.", "error")
+        return redirect(url_for("counter.home"))
     try:
         voucher = rewards.find_voucher(get_session(), code)
     except VoucherNotFound:
+        throttle.failed(who)
         flash(VOUCHER_ERRORS[VoucherNotFound], "error")
         return redirect(url_for("counter.home"))
     return redirect(url_for("counter.voucher", code=voucher.code))

@@ -23,7 +23,7 @@ CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "stri
 UNAUTHORIZED = _error("missing or invalid X-Api-Key (code `unauthorized`)")
 
 
-def spec(server_url: str) -> dict[str, Any]:
+def _base_spec(server_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -248,3 +248,12 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
         "description": description,
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
+
+
+def spec(server_url: str) -> dict[str, Any]:
+    doc = _base_spec(server_url)
+    throttled = _error("`too_many_attempts`: 10 unknown voucher codes in 10 minutes for this key")
+    for path in ("/vouchers/{code}", "/vouchers/{code}/redeem"):
+        for operation in doc["paths"][path].values():
+            operation["responses"]["429"] = throttled
+    return doc

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from jobs.automations import member_fields, personalize
 from jobs.context import current_context
-from jobs.outbox import STALE_CLAIM, deliver_one
+from jobs.outbox import STALE_CLAIM, deliver_one, mark_interrupted
 from loyalty.errors import InvalidSettings
 from loyalty.segments import Segment, audience_query
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
@@ -206,23 +206,13 @@ def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
 
 
 def recover_broadcasts() -> int:
-    """Cron tick: after a worker died, mark its interrupted sends "unknown" and restart the senders."""
+    """Cron tick: after a worker died, mark interrupted sends "unknown" and restart stalled senders."""
     context = current_context()
     now = utcnow()
     restarted = 0
     with context.sessions() as session:
+        mark_interrupted(session, now)  # every outbox row, replies and broadcasts alike
         for broadcast in session.scalars(select(Broadcast).where(Broadcast.status == BroadcastStatus.SENDING)):
-            session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.broadcast_id == broadcast.id,
-                    OutboxMessage.status == OutboxStatus.SENDING,
-                    OutboxMessage.claimed_at < now - STALE_CLAIM,
-                )
-                .values(
-                    status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send; not sent again to avoid a duplicate"
-                )
-            )
             last_activity = session.scalar(
                 select(func.max(OutboxMessage.claimed_at)).where(OutboxMessage.broadcast_id == broadcast.id)
             )

@@ -1,8 +1,9 @@
-"""The outbox: replies are rows first, Zalo calls second, so a retried job never re-sends a delivered one.
+"""The outbox: messages are rows first, Zalo calls second, so a retried job never re-sends a delivered one.
 
 A row is claimed (pending -> sending) in its own short transaction before the HTTP call and
-marked sent right after it. No database lock is held during the call. A claim older than
-STALE_CLAIM belongs to a worker that died mid-send and is taken over.
+marked sent right after it. No database lock is held during the call. A row a dead worker left
+"sending" may or may not have reached Zalo (Zalo has no idempotency key); it becomes "unknown" and
+is never sent again: at most once, and every such case is counted in /healthz.
 """
 
 from __future__ import annotations
@@ -151,14 +152,9 @@ def _release(sessions: sessionmaker[Session], message: OutboxMessage, reason: st
 def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | None:
     now = utcnow()
     with sessions() as session, session.begin():
-        # A stale claim of a reply is sent again (a missing answer is worse than a double one); a stale
-        # broadcast row is not: jobs.broadcasts.recover marks it "unknown" (a duplicate promotion is worse).
-        claimable = or_(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            (OutboxMessage.status == OutboxStatus.SENDING)
-            & (OutboxMessage.claimed_at < now - STALE_CLAIM)
-            & OutboxMessage.broadcast_id.is_(None),
-        )
+        # Only pending rows: a row left "sending" by a dead worker may have reached Zalo, so it is never
+        # sent again (mark_interrupted turns it into "unknown"). No message goes out twice.
+        claimable = OutboxMessage.status == OutboxStatus.PENDING
         due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
         result = session.execute(
             update(OutboxMessage)
@@ -230,3 +226,15 @@ def stuck_message_ids(session: Session, older_than: timedelta = timedelta(minute
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def mark_interrupted(session: Session, now: datetime | None = None) -> int:
+    """Rows a dead worker left "sending" (older than STALE_CLAIM): Zalo may have them, so they become
+    "unknown" and are reported, never re-sent. Called by the recovery cron and `tichdiem outbox drain`."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_at < now - STALE_CLAIM)
+        .values(status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send (worker died); not sent again")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

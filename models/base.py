@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, update
@@ -84,10 +85,23 @@ def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | Non
 def insert_ignore(session: Session, model: type[Model], values: dict[str, Any], conflict: list[str]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new id, or None if it existed.
 
-    The building block of every idempotent write: two racing inserts of one key leave one row.
+    The building block of every idempotent write: two racing inserts of one key leave one row. The
+    statement is built once per (dialect, model, columns) and executed with parameters, so SQLAlchemy
+    compiles it once (the webhook calls this on every request).
     """
+    dialect = session.get_bind().dialect.name
+    stmt = _insert_ignore_statement(dialect, model, tuple(sorted(values)), tuple(conflict))
+    return session.scalar(stmt, values)
+
+
+@lru_cache(maxsize=256)
+def _insert_ignore_statement(
+    dialect: str, model: type[Model], columns: tuple[str, ...], conflict: tuple[str, ...]
+) -> Any:
+    from sqlalchemy import bindparam
     from sqlalchemy.dialects import postgresql, sqlite
 
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
-    return session.scalar(stmt)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    params = {name: bindparam(name, type_=table.c[name].type) for name in columns}
+    return insert(model).values(params).on_conflict_do_nothing(index_elements=list(conflict)).returning(model.id)

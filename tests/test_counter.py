@@ -355,3 +355,20 @@ def test_claim_raced_by_two_members_has_one_winner(services, session: Session, s
     assert sorted(results.values()) == ["used", "won"]
     session.expire_all()
     assert session.get(Member, a.id).points_balance + session.get(Member, b.id).points_balance == 25
+
+
+def test_guessing_voucher_codes_at_the_counter_is_throttled(app: Flask, lan: Member) -> None:
+    console = cashier(app)
+    for i in range(10):
+        response = console.post("/counter/voucher", {"code": f"ZZZZ-ZZZ{i}"}, follow_redirects=True)
+        assert "Không tìm thấy voucher này. Kiểm tra lại mã." in flashes(response)
+    response = console.post("/counter/voucher", {"code": "ZZZZ-ZZZZ"}, follow_redirects=True)
+    assert "Nhập sai mã voucher quá nhiều lần. Vui lòng thử lại sau 10 phút." in flashes(response)
+
+
+def test_failed_logins_are_limited_per_ip(app: Flask, shop) -> None:
+    console = Console(app)
+    for i in range(20):
+        console.login(f"nobody-{i}", "sai")  # spraying many usernames from one address
+    response = console.login("thu-ngan")
+    assert response.status_code == 429 and "Quá nhiều lần đăng nhập sai từ máy này" in response.get_data(as_text=True)

@@ -64,9 +64,12 @@ def test_retryable_error_gives_up_after_max_attempts(services: Services, zalo: Z
     assert len(zalo.sent_messages()) == MAX_SEND_ATTEMPTS
 
 
-def test_stale_claim_from_a_dead_worker_is_taken_over(services: Services, zalo: ZaloFake, session: Session) -> None:
+def test_send_interrupted_by_a_dead_worker_is_never_repeated(
+    app: Flask, zalo: ZaloFake, services: Services, session: Session
+) -> None:
     from datetime import timedelta
 
+    from jobs.outbox import mark_interrupted
     from models import utcnow
 
     with services.sessions() as s, s.begin():
@@ -74,12 +77,16 @@ def test_stale_claim_from_a_dead_worker_is_taken_over(services: Services, zalo: 
         row = s.scalars(select(OutboxMessage)).one()
         row.status, row.claimed_at = OutboxStatus.SENDING, utcnow() - timedelta(seconds=30)
     zalo.accept_messages("m1")
-    # A fresh claim belongs to a worker that may still be sending: leave it.
+    # Zalo may already have it: a claimed row is never sent again, fresh or stale.
     assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.SENDING
     with services.sessions() as s, s.begin():
+        assert mark_interrupted(s) == 0  # 30 s: the worker may still be waiting for Zalo's answer
         s.get(OutboxMessage, row.id).claimed_at = utcnow() - timedelta(minutes=5)
-    assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.SENT
-    assert len(zalo.sent_messages()) == 1
+    with services.sessions() as s, s.begin():
+        assert mark_interrupted(s) == 1
+    assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.UNKNOWN
+    assert zalo.sent_messages() == []
+    assert app.test_client().get("/healthz").json["database"]["messages_unknown"] == 1
 
 
 def test_job_retry_after_send_failure_does_not_rerun_the_bot(app: Flask, zalo: ZaloFake, session: Session) -> None:
@@ -117,6 +124,6 @@ def test_outbox_drain_sends_messages_whose_job_was_lost(app: Flask, zalo: ZaloFa
         queue_messages(s, key="lost", user_id="u1", messages=[{"text": "xin chào"}])  # never enqueued
     with time_machine.travel(utcnow() + timedelta(minutes=2)):
         result = app.test_cli_runner().invoke(args=["outbox", "drain"])
-    assert "1 pending message(s) enqueued" in result.output
+    assert "1 pending message(s) enqueued; 0 interrupted send(s) marked unknown" in result.output
     run_jobs(app)
     assert [m["message"]["text"] for m in zalo.sent_messages()] == ["xin chào"]

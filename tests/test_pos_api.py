@@ -228,3 +228,10 @@ def test_cli_creates_staff(app: Flask, shop) -> None:
     assert result.exit_code == 0 and "created cashier hoa" in result.output
     short = app.test_cli_runner().invoke(args=["staff", "create", "lan", "--password", "123"])
     assert short.exit_code != 0 and "Mật khẩu cần ít nhất 8 ký tự." in short.output
+
+
+def test_guessing_voucher_codes_is_throttled(app: Flask, key: str, member: Member) -> None:
+    for i in range(10):
+        assert error_code(call(app, "GET", f"/vouchers/ZZZZZZZ{i}", key)) == "voucher_not_found"
+    blocked = call(app, "GET", "/vouchers/ZZZZZZZZ", key)
+    assert (blocked.status_code, error_code(blocked)) == (429, "too_many_attempts")

@@ -179,14 +179,16 @@ def outbox_group() -> None:
 @outbox_group.command("drain")
 @with_appcontext
 def outbox_drain() -> None:
-    """Enqueue delivery of messages still pending (e.g. written while Redis was down)."""
-    from jobs.outbox import enqueue_delivery, stuck_message_ids
+    """Mark sends a dead worker interrupted as unknown; enqueue messages still pending (e.g. Redis was down)."""
+    from jobs.outbox import enqueue_delivery, mark_interrupted, stuck_message_ids
 
     svc = services()
     with svc.sessions() as session:
+        interrupted = mark_interrupted(session)
+        session.commit()
         ids = stuck_message_ids(session)
     enqueue_delivery(svc.queue, ids)
-    click.echo(f"{len(ids)} pending message(s) enqueued")
+    click.echo(f"{len(ids)} pending message(s) enqueued; {interrupted} interrupted send(s) marked unknown")
 
 
 @click.group("staff")

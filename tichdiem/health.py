@@ -11,7 +11,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import EventStatus, WebhookEvent
+from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent
 from tichdiem.extensions import get_session, services
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,19 @@ def _database_state() -> dict[str, Any]:
         session.execute(text("SELECT 1"))
         failed = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.FAILED))
         waiting = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.RECEIVED))
+        unsent_rows = session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.status.in_([OutboxStatus.FAILED, OutboxStatus.UNKNOWN]))
+            .group_by(OutboxMessage.status)
+        ).all()
+        unsent = {status: int(count) for status, count in unsent_rows}
         return {
             "ok": True,
             "backend": session.get_bind().dialect.name,
             "events_failed": failed,
             "events_waiting": waiting,
+            "messages_failed": unsent.get(OutboxStatus.FAILED, 0),
+            "messages_unknown": unsent.get(OutboxStatus.UNKNOWN, 0),  # interrupted sends, never repeated
         }
     except SQLAlchemyError as exc:
         session.rollback()

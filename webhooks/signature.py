@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def compute_signature(first_id: str, raw_body: bytes, timestamp: str, secret: str) -> str:
@@ -35,10 +37,14 @@ def verify_signature(
     got = header.strip()
     got = got[4:] if got.lower().startswith("mac=") else got
     got = got.strip().lower()
+    if not _HEX64.fullmatch(got):  # also keeps non-ASCII out of compare_digest, which would raise
+        return False
     timestamp = body.get("timestamp")
     if timestamp is None or isinstance(timestamp, dict | list):
         return False
-    ids = [i for i in dict.fromkeys([str(body.get("app_id") or app_id), oa_id]) if i]
+    body_app_id = body.get("app_id")
+    first = str(body_app_id) if isinstance(body_app_id, str | int) and body_app_id else app_id
+    ids = [i for i in dict.fromkeys([first, oa_id]) if i]
     for first_id in ids:
         for secret in secrets:
             expected = compute_signature(first_id, raw_body, str(timestamp), secret)

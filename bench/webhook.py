@@ -1,0 +1,145 @@
+"""Webhook intake: POST /webhooks/zalo under gunicorn on PostgreSQL + Redis, next to a bare Flask endpoint.
+
+    .venv/bin/python -m bench.webhook [--requests 5000] [--threads 16] [--workers 2]
+
+Both run under the same gunicorn settings; the bare endpoint only reads the body and answers 200.
+Afterwards an RQ worker handles every stored event and the script checks nothing was lost or doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from redis import Redis
+from sqlalchemy import func, select
+
+from bench.common import scratch_database
+from bench.fake_zalo_server import FakeZalo
+from bench.load import run, wait_until
+from models import EventStatus, WebhookEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/13"
+APP_ID, SECRET = "bench-app", "bench-secret"
+
+
+def signed_bodies(n: int) -> list[tuple[bytes, dict[str, str]]]:
+    bodies = []
+    for i in range(n):
+        raw = json.dumps(
+            {
+                "app_id": APP_ID,
+                "sender": {"id": f"u{i % 500}"},
+                "recipient": {"id": "oa"},
+                "event_name": "user_send_text",
+                "message": {"text": "điểm", "msg_id": f"bench-{i}"},
+                "timestamp": str(1_700_000_000_000 + i),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        mac = hashlib.sha256(APP_ID.encode() + raw + str(1_700_000_000_000 + i).encode() + SECRET.encode()).hexdigest()
+        bodies.append((raw, {"Content-Type": "application/json", "X-ZEvent-Signature": f"mac={mac}"}))
+    return bodies
+
+
+def gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure(app: str, port: int, args: argparse.Namespace, env: dict[str, str], bodies: list) -> dict[str, float]:  # type: ignore[type-arg]
+    server = gunicorn(app, port, args.workers, env)
+    try:
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 404, 503))
+        run(f"http://127.0.0.1:{port}/webhooks/zalo", bodies[:200], args.threads)  # warm-up
+        return run(f"http://127.0.0.1:{port}/webhooks/zalo", bodies[200:], args.threads)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    Redis.from_url(REDIS_URL).flushdb()
+    bodies = signed_bodies(args.requests + 200)
+    with scratch_database("postgresql") as engine, FakeZalo(latency=0.005) as zalo:
+        env = {
+            **os.environ,
+            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "REDIS_URL": REDIS_URL,
+            "ZALO_APP_ID": APP_ID,
+            "ZALO_OA_SECRET_KEY": SECRET,
+            "ZALO_APP_SECRET": "s",
+            "ZALO_ACCESS_TOKEN": "t",
+            "ZALO_REFRESH_TOKEN": "r",
+            "ZALO_OPENAPI_URL": zalo.url,
+            "SECRET_KEY": "bench",
+        }
+        bare = measure("bench.bare_app:app", 5181, args, env, bodies)
+        ours = measure("tichdiem:create_app()", 5182, args, env, bodies)
+        with engine.connect() as conn:
+            stored = conn.scalar(select(func.count()).select_from(WebhookEvent))
+        start = time.perf_counter()
+        worker = subprocess.run(
+            [sys.executable, "-m", "tichdiem", "worker", "--burst", "--simple"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=1800,
+        )
+        handled_in = time.perf_counter() - start
+        with engine.connect() as conn:
+            processed = conn.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.PROCESSED))
+    accepted = ours["ok"] + 200  # the warm-up requests were accepted too
+    print(
+        f"webhook intake under gunicorn ({args.workers} workers x 4 threads), {args.threads} client threads, "
+        f"{int(ours['total']):,} signed events"
+    )
+    print(
+        f"  bare Flask endpoint ..... {bare['rps']:7.0f} req/s   p50 {bare['p50']:6.1f} ms   p99 {bare['p99']:6.1f} ms"
+    )
+    print(
+        f"  POST /webhooks/zalo ..... {ours['rps']:7.0f} req/s   p50 {ours['p50']:6.1f} ms   p99 {ours['p99']:6.1f} ms"
+        f"   ({ours['rps'] / bare['rps']:.0%} of bare)"
+    )
+    print(
+        f"  accepted {accepted:,}, stored {stored:,}, handled {processed:,} (worker exit {worker.returncode}, "
+        f"{handled_in:.0f} s), replies at the fake Zalo {sum(zalo.received.values()):,}; "
+        f"lost {accepted - processed:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()

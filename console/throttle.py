@@ -1,0 +1,45 @@
+"""Counting failures per key in Redis (fixed window), to throttle guessing: voucher codes, logins."""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class Throttle:
+    def __init__(self, redis: Redis, name: str, limit: int, window_seconds: int) -> None:
+        self.redis, self.name, self.limit, self.window = redis, name, limit, window_seconds
+
+    def blocked(self, key: str) -> bool:
+        try:
+            value = self.redis.get(self._key(key))
+        except RedisError:
+            log.warning("throttle %s: Redis unavailable, not throttling", self.name)
+            return False  # fail open: a Redis outage must not lock the counter
+        return value is not None and int(value) >= self.limit
+
+    def failed(self, key: str) -> None:
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(self._key(key))
+            pipe.expire(self._key(key), self.window, nx=True)
+            pipe.execute()
+        except RedisError:
+            log.warning("throttle %s: Redis unavailable, failure not counted", self.name)
+
+    def _key(self, key: str) -> str:
+        return f"tichdiem:throttle:{self.name}:{key}"
+
+
+def voucher_guesses(redis: Redis) -> Throttle:
+    """10 unknown voucher codes in 10 minutes per staff member or API key."""
+    return Throttle(redis, "voucher", limit=10, window_seconds=600)
+
+
+def login_failures(redis: Redis) -> Throttle:
+    """20 failed logins in 15 minutes per client IP (besides the per-account lock-out)."""
+    return Throttle(redis, "login", limit=20, window_seconds=900)
