@@ -15,14 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalty import earning
-from loyalty.codes import normalize_code, random_code
+from loyalty.codes import normalize_code, unused_code
 from loyalty.errors import ClaimExpired, ClaimNotFound, ClaimUsed, InvalidAmount
 from loyalty.program import ProgramRules
 from models import Claim, ClaimStatus, Member, lock_row
 
 CLAIM_TTL = timedelta(hours=24)
 CLAIM_CODE_LENGTH = 6  # 32^6 ≈ 10^9 codes; guessing is throttled per Zalo user (bot) besides
-CODE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -122,12 +121,11 @@ def _earn_key(claim: Claim) -> str:
 
 
 def _free_code(session: Session) -> str:
-    for _ in range(CODE_ATTEMPTS):
-        code = random_code(CLAIM_CODE_LENGTH)
+    def taken(code: str) -> bool:
         # Referral codes have the same shape; never hand out one a member already has.
-        taken = session.scalar(select(Claim.id).where(Claim.code == code)) or session.scalar(
-            select(Member.id).where(Member.code == code)
-        )
-        if taken is None:
-            return code
-    raise RuntimeError("no free claim code")
+        return (
+            session.scalar(select(Claim.id).where(Claim.code == code))
+            or session.scalar(select(Member.id).where(Member.code == code))
+        ) is not None
+
+    return unused_code(CLAIM_CODE_LENGTH, taken)

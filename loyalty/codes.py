@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, 5 bits each
 VOUCHER_CODE_LENGTH = 8  # 40 bits: guessing is hopeless with the counter's rate limits
@@ -22,3 +23,12 @@ def normalize_code(text: str) -> str:
 
 def pretty_voucher_code(code: str) -> str:
     return f"{code[:4]}-{code[4:]}" if len(code) == VOUCHER_CODE_LENGTH else code
+
+
+def unused_code(length: int, taken: Callable[[str], bool], attempts: int = 8) -> str:
+    """A random code that `taken` says is free. With 32^length codes a second try is already rare."""
+    for _ in range(attempts):
+        code = random_code(length)
+        if not taken(code):
+            return code
+    raise RuntimeError(f"no free {length}-character code after {attempts} tries")

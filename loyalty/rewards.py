@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty import ledger
-from loyalty.codes import VOUCHER_CODE_LENGTH, normalize_code, random_code
+from loyalty.codes import VOUCHER_CODE_LENGTH, normalize_code, unused_code
 from loyalty.errors import (
     RewardUnavailable,
     VoucherCancelled,
@@ -21,8 +20,6 @@ from loyalty.errors import (
 )
 from loyalty.members import lock_member
 from models import EntryKind, Member, Reward, Tier, Voucher, VoucherStatus, lock_row
-
-CODE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -243,11 +240,9 @@ def _lock_reward(session: Session, reward_id: int) -> Reward:
 
 
 def _free_code(session: Session) -> str:
-    for _ in range(CODE_ATTEMPTS):
-        code = random_code(VOUCHER_CODE_LENGTH)
-        if session.scalar(select(Voucher.id).where(Voucher.code == code)) is None:
-            return code
-    raise IntegrityError("voucher code", {}, Exception("no free voucher code found"))
+    return unused_code(
+        VOUCHER_CODE_LENGTH, lambda code: session.scalar(select(Voucher.id).where(Voucher.code == code)) is not None
+    )
 
 
 def _issued_to(session: Session, reward_id: int, member_id: int) -> int:

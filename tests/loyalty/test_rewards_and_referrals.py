@@ -240,3 +240,18 @@ def test_referral_refusals(db: Session, shop, case: str) -> None:
     with pytest.raises(ReferralRefused) as raised:
         referrals.link_referral(db, a, code)
     assert raised.value.reason == case
+
+
+def test_unused_code_retries_taken_codes_and_gives_up() -> None:
+    from loyalty.codes import unused_code
+
+    seen: list[str] = []
+
+    def taken(code: str) -> bool:
+        seen.append(code)
+        return len(seen) < 3  # the first two are taken
+
+    code = unused_code(6, taken)
+    assert code == seen[-1] and len(seen) == 3 and len(code) == 6
+    with pytest.raises(RuntimeError):
+        unused_code(6, lambda code: True, attempts=4)
