@@ -17,7 +17,7 @@ from tichdiem.extensions import get_session, services
 
 bp = Blueprint("auth", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
-HOME_BY_ROLE = {Role.CASHIER: "counter.home", Role.OWNER: "counter.home", Role.MARKETER: "auth.welcome"}
+HOME_BY_ROLE = {Role.CASHIER: "counter.home", Role.OWNER: "admin.home", Role.MARKETER: "admin.home"}
 
 
 @bp.get("/login")

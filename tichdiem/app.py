@@ -101,6 +101,7 @@ def job_context(services: Services) -> JobContext:
 def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
+    from console.admin import bp as admin_bp
     from console.api import bp as api_bp
     from console.auth import bp as auth_bp
     from console.counter import bp as counter_bp
@@ -111,7 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
-    for blueprint in (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp):
+    for blueprint in (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp, admin_bp):
         app.register_blueprint(blueprint)
     if app.extensions[EXTENSION_KEY].settings.emulator:
         _register_emulator(app, csrf)

@@ -1,0 +1,168 @@
+"""The owner and marketer console: dashboard, members (search, page, adjustment, block)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from console.auth import load_staff, login_required
+from console.reports import PAGE_SIZE, MemberFilter, dashboard, search_members
+from loyalty import format as fmt
+from loyalty import ledger, rewards
+from loyalty.errors import InsufficientPoints, InvalidAmount
+from loyalty.members import set_blocked
+from loyalty.phones import display_phone
+from loyalty.program import load_rules
+from models import AuditLog, Member, OutboxMessage, Role, Tier, utcnow
+from tichdiem.extensions import get_session, get_settings
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/")
+@login_required(Role.MARKETER)
+def home() -> str:
+    settings = get_settings()
+    figures = dashboard(get_session(), utcnow(), settings.tz)
+    return render_template("console/dashboard.html", d=figures, fmt=fmt, tz=settings.tz)
+
+
+@bp.get("/members")
+@login_required(Role.MARKETER)
+def members() -> str:
+    db = get_session()
+    flt = MemberFilter(
+        q=request.args.get("q", ""),
+        tier_id=request.args.get("tier", type=int),
+        activity=request.args.get("activity", ""),
+        birthday_month=request.args.get("birthday_month", type=int),
+    )
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows, total = search_members(db, flt, page, utcnow())
+    tier_names = {t.id: t.name for t in db.scalars(select(Tier))}
+    return render_template(
+        "console/members.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=-(-total // PAGE_SIZE),
+        flt=flt,
+        tiers=tier_names,
+        fmt=fmt,
+        phone=lambda p: display_phone(p) if p else "",
+    )
+
+
+@bp.get("/members/<int:member_id>")
+@login_required(Role.MARKETER)
+def member(member_id: int) -> str:
+    db = get_session()
+    found = db.get(Member, member_id) or abort(404)
+    settings = get_settings()
+    tier = db.get(Tier, found.tier_id) if found.tier_id else None
+    entries = ledger.history(db, found.id, limit=50)
+    vouchers = rewards.unused_vouchers(db, found.id, utcnow())
+    referred = list(db.scalars(select(Member).where(Member.referred_by_id == found.id)))
+    received = (
+        list(
+            db.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.zalo_user_id == found.zalo_user_id, OutboxMessage.broadcast_id.is_not(None))
+                .order_by(OutboxMessage.id.desc())
+                .limit(20)
+            )
+        )
+        if found.zalo_user_id
+        else []
+    )
+    staff = load_staff()
+    return render_template(
+        "console/member_admin.html",
+        m=found,
+        tier=tier,
+        entries=entries,
+        vouchers=vouchers,
+        referred=referred,
+        received=received,
+        fmt=fmt,
+        tz=settings.tz,
+        describe=ledger.describe,
+        phone=display_phone(found.phone) if found.phone else "",
+        op=uuid.uuid4().hex,
+        is_owner=staff is not None and staff.role == Role.OWNER,
+    )
+
+
+@bp.post("/members/<int:member_id>/adjust")
+@login_required(Role.OWNER)
+def adjust(member_id: int) -> Response:
+    db = get_session()
+    staff = load_staff()
+    assert staff is not None
+    try:
+        points = int(request.form.get("points", "").replace(".", "").strip())
+        now = utcnow()
+        entry, replayed = ledger.adjust(
+            db,
+            member_id,
+            points,
+            key=f"console-adjust:{request.form.get('op', '')[:64]}",
+            reason=request.form.get("reason", ""),
+            now=now,
+            actor=ledger.Actor("staff", f"staff:{staff.id}"),
+            expires_at=load_rules(db).expiry_for(now) if points > 0 else None,
+        )
+    except ValueError:
+        flash("Số điểm phải là số nguyên, ví dụ 50 hoặc -20.", "error")
+        return redirect(url_for("admin.member", member_id=member_id))
+    except InvalidAmount:
+        db.rollback()
+        flash("Cần nhập số điểm khác 0 và lý do điều chỉnh.", "error")
+        return redirect(url_for("admin.member", member_id=member_id))
+    except InsufficientPoints as exc:
+        db.rollback()
+        flash(f"Không trừ được: thành viên chỉ có {fmt.points(exc.balance)} điểm.", "error")
+        return redirect(url_for("admin.member", member_id=member_id))
+    if not replayed:
+        db.add(
+            AuditLog(
+                actor=f"staff:{staff.id}",
+                staff_id=staff.id,
+                store_id=staff.store_id,
+                action="adjust",
+                member_id=member_id,
+                entry_id=entry.id,
+                details={"points": points, "reason": entry.reason},
+                ip=request.remote_addr,
+                created_at=utcnow(),
+            )
+        )
+    db.commit()
+    flash(f"Đã điều chỉnh {fmt.signed_points(points)} điểm.", "success")
+    return redirect(url_for("admin.member", member_id=member_id))
+
+
+@bp.post("/members/<int:member_id>/block")
+@login_required(Role.OWNER)
+def block(member_id: int) -> Response:
+    db = get_session()
+    blocked = request.form.get("blocked") == "1"
+    set_blocked(db, member_id, blocked)
+    staff = load_staff()
+    assert staff is not None
+    db.add(
+        AuditLog(
+            actor=f"staff:{staff.id}",
+            staff_id=staff.id,
+            action="block" if blocked else "unblock",
+            member_id=member_id,
+            ip=request.remote_addr,
+            created_at=utcnow(),
+        )
+    )
+    db.commit()
+    flash("Đã khóa thành viên." if blocked else "Đã mở khóa thành viên.", "success")
+    return redirect(url_for("admin.member", member_id=member_id))

@@ -1,0 +1,144 @@
+"""The owner/marketer console: dashboard figures, member search, member page, adjustment, block."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from console.staff import create_staff
+from loyalty import earning, ledger
+from loyalty.members import create_member
+from loyalty.program import ProgramRules
+from models import AuditLog, Member
+from tests.helpers import Console, seed_shop
+
+TZ_RULES = ProgramRules()
+
+
+@pytest.fixture
+def shop(session: Session) -> dict:
+    shop = seed_shop(session)
+    for username, role in (("chu", "owner"), ("mkt", "marketer"), ("thu-ngan", "cashier")):
+        create_staff(session, username=username, password="mat-khau-123", role=role, name=username)
+    session.commit()
+    return shop
+
+
+def login(app: Flask, username: str) -> Console:
+    console = Console(app)
+    assert console.login(username).status_code == 302
+    return console
+
+
+def text_of(response) -> str:
+    return re.sub(r"\s+", " ", response.get_data(as_text=True))
+
+
+def test_dashboard_figures(app: Flask, session: Session, services, shop) -> None:
+    now = datetime.now(UTC)
+    lan = create_member(session, now=now, name="Lan", phone="84912345678")
+    create_member(session, now=now, name="Minh")
+    session.commit()
+    earning.earn(session, lan.id, 2_500_000, key="b1", rules=TZ_RULES, tz=services.settings.tz, now=now)
+    session.commit()
+    page = login(app, "mkt").get("/admin/")
+    assert page.status_code == 200
+    html = text_of(page)
+    assert 'id="members-total">2<' in html and "+2 trong 7 ngày" in html
+    assert "Tích: <strong>250</strong>" in html
+    assert 'id="liability">250.000đ<' in html  # 250 points x 1.000đ
+    assert "<svg" in html and "Thành viên theo hạng" in html
+
+
+def test_roles(app: Flask, shop) -> None:
+    assert login(app, "thu-ngan").get("/admin/").status_code == 403
+    assert login(app, "chu").get("/admin/").status_code == 200
+    assert app.test_client().get("/admin/members").status_code == 302
+
+
+def test_member_search_filters_and_pages(app: Flask, session: Session, shop) -> None:
+    now = datetime.now(UTC)
+    for i in range(55):
+        create_member(session, now=now, name=f"Khách {i:02d}", phone=f"8490000{i:04d}")
+    gold = create_member(session, now=now, name="Vàng Anh", phone="84911111111", birthday=datetime(1990, 7, 1).date())
+    gold.tier_id = shop["tiers"]["Vàng"].id
+    session.commit()
+    console = login(app, "mkt")
+    first = text_of(console.get("/admin/members"))
+    assert 'Thành viên <span class="muted">(56)</span>' in first and "Trang 1/2" in first
+    assert "Khách 00" not in first and "Khách 00" in text_of(console.get("/admin/members?page=2"))
+    assert "Vàng Anh" in text_of(console.get("/admin/members?q=0911111111"))
+    assert "Vàng Anh" in text_of(console.get("/admin/members?q=vàng"))
+    by_tier = text_of(console.get(f"/admin/members?tier={shop['tiers']['Vàng'].id}"))
+    assert "(1)" in by_tier and "Vàng Anh" in by_tier
+    assert "(1)" in text_of(console.get("/admin/members?birthday_month=7"))
+    assert "Không có thành viên phù hợp." in text_of(console.get("/admin/members?q=zzz"))
+
+
+def test_owner_adjusts_with_a_reason(app: Flask, session: Session, shop) -> None:
+    member = create_member(session, now=datetime.now(UTC), name="Lan")
+    session.commit()
+    owner = login(app, "chu")
+    page = owner.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    op = re.search(r'name="op" value="([0-9a-f]+)"', page)[1]
+    form = {"points": "50", "reason": "Bù điểm hóa đơn quên quét", "op": op}
+    owner.post(f"/admin/members/{member.id}/adjust", form, page=f"/admin/members/{member.id}")
+    done = owner.post(
+        f"/admin/members/{member.id}/adjust", form, page=f"/admin/members/{member.id}", follow_redirects=True
+    )  # a double click
+    assert 'id="balance">50 điểm<' in text_of(done)
+    assert "+50 điểm — Bù điểm hóa đơn quên quét" in text_of(done)
+    no_reason = owner.post(
+        f"/admin/members/{member.id}/adjust",
+        {"points": "5", "reason": " ", "op": "x2"},
+        page=f"/admin/members/{member.id}",
+        follow_redirects=True,
+    )
+    assert "Cần nhập số điểm khác 0 và lý do điều chỉnh." in text_of(no_reason)
+    too_much = owner.post(
+        f"/admin/members/{member.id}/adjust",
+        {"points": "-80", "reason": "sai", "op": "x3"},
+        page=f"/admin/members/{member.id}",
+        follow_redirects=True,
+    )
+    assert "Không trừ được: thành viên chỉ có 50 điểm." in text_of(too_much)
+    session.expire_all()
+    assert session.get(Member, member.id).points_balance == 50
+    audit = session.scalars(select(AuditLog).where(AuditLog.action == "adjust")).one()
+    assert audit.details == {"points": 50, "reason": "Bù điểm hóa đơn quên quét"}
+    entries, lots = ledger.ledger_totals(session, member.id)
+    assert entries == lots == 50
+
+
+def test_marketer_cannot_adjust_or_block(app: Flask, session: Session, shop) -> None:
+    member = create_member(session, now=datetime.now(UTC), name="Lan")
+    session.commit()
+    marketer = login(app, "mkt")
+    page = marketer.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    assert "Điều chỉnh điểm" not in page
+    response = marketer.post(
+        f"/admin/members/{member.id}/adjust", {"points": "5", "reason": "x", "op": "o"}, page="/admin/members"
+    )
+    assert response.status_code == 403
+    assert (
+        marketer.post(f"/admin/members/{member.id}/block", {"blocked": "1"}, page="/admin/members").status_code == 403
+    )
+
+
+def test_block_and_unblock(app: Flask, session: Session, shop) -> None:
+    member = create_member(session, now=datetime.now(UTC), name="Lan")
+    session.commit()
+    owner = login(app, "chu")
+    blocked = owner.post(
+        f"/admin/members/{member.id}/block", {"blocked": "1"}, page=f"/admin/members/{member.id}", follow_redirects=True
+    )
+    assert "Đã khóa thành viên." in text_of(blocked)
+    session.expire_all()
+    assert session.get(Member, member.id).status == "blocked"
+    owner.post(f"/admin/members/{member.id}/block", {"blocked": "0"}, page=f"/admin/members/{member.id}")
+    session.expire_all()
+    assert session.get(Member, member.id).status == "active"
+    assert [a.action for a in session.scalars(select(AuditLog).order_by(AuditLog.id))] == ["block", "unblock"]
