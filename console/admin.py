@@ -166,3 +166,48 @@ def block(member_id: int) -> Response:
     db.commit()
     flash("Đã khóa thành viên." if blocked else "Đã mở khóa thành viên.", "success")
     return redirect(url_for("admin.member", member_id=member_id))
+
+
+@bp.route("/program", methods=["GET", "POST"])
+@login_required(Role.OWNER, Role.MARKETER)
+def program() -> str | Response:
+    """Earning rules, point value, expiry, referral bonus and the automations, validated; every change logged."""
+    from console.program_form import changes, from_form, to_form
+    from loyalty.program import save_rules
+    from models import Reward
+
+    db = get_session()
+    current = load_rules(db)
+    errors: dict[str, str] = {}
+    values = to_form(current)
+    if request.method == "POST":
+        rules, errors = from_form(request.form, current)
+        values = {
+            **values,
+            **request.form.to_dict(),
+            **{
+                f: request.form.get(f) == "on"
+                for f in ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled")
+            },
+        }
+        if rules is not None:
+            staff = load_staff()
+            assert staff is not None
+            diff = changes(current, rules)
+            save_rules(db, rules, updated_by=f"staff:{staff.id}")
+            db.add(
+                AuditLog(
+                    actor=f"staff:{staff.id}",
+                    staff_id=staff.id,
+                    action="program_change",
+                    details=diff,
+                    ip=request.remote_addr,
+                    created_at=utcnow(),
+                )
+            )
+            db.commit()
+            flash(f"Đã lưu thiết lập chương trình ({len(diff)} thay đổi).", "success")
+            return redirect(url_for("admin.program"))
+        flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
+    rewards_list = list(db.scalars(select(Reward).where(Reward.is_active.is_(True)).order_by(Reward.name)))
+    return render_template("console/program.html", v=values, errors=errors, rewards=rewards_list)

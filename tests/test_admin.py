@@ -142,3 +142,70 @@ def test_block_and_unblock(app: Flask, session: Session, shop) -> None:
     session.expire_all()
     assert session.get(Member, member.id).status == "active"
     assert [a.action for a in session.scalars(select(AuditLog).order_by(AuditLog.id))] == ["block", "unblock"]
+
+
+def program_form(console: Console) -> dict:
+    html = console.get("/admin/program").get_data(as_text=True)
+    form = dict(re.findall(r'<input id="([a-z_]+)" name="[a-z_]+" type="text" value="([^"]*)">', html))
+    form |= {
+        name: value.strip()
+        for name, value in re.findall(
+            r'<textarea id="([a-z_]+)" name="[a-z_]+" rows="2" style="width:100%">([^<]*)</textarea>', html
+        )
+    }
+    form |= {
+        "referral_bonus_kind": "fixed",
+        "birthday_on": "day",
+        "birthday_reward_id": "",
+        "birthday_enabled": "on",
+        "tier_up_enabled": "on",
+        "expiry_enabled": "on",
+        "tier_review_enabled": "on",
+    }
+    return {k: v.replace("&#34;", '"').replace("&#39;", "'") for k, v in form.items()}
+
+
+def test_program_settings_saved_validated_and_logged(app: Flask, session: Session, services, shop) -> None:
+    from loyalty.program import load_rules
+
+    owner = login(app, "chu")
+    form = program_form(owner)
+    assert form["earn_points"] == "1" and form["earn_unit_amount"] == "10000" and form["expiry_months"] == "12"
+    saved = owner.post(
+        "/admin/program",
+        form | {"earn_unit_amount": "20.000", "expiry_months": "", "tier_up_text": "Chúc mừng {ten} lên {hang}!"},
+        page="/admin/program",
+        follow_redirects=True,
+    )
+    assert "Đã lưu thiết lập chương trình (3 thay đổi)." in text_of(saved)
+    session.expire_all()
+    rules = load_rules(session)
+    assert (rules.earn_rate.unit_amount, rules.expiry_months) == (20_000, None)
+    assert rules.automations.tier_up_text == "Chúc mừng {ten} lên {hang}!"
+    audit = session.scalars(select(AuditLog).where(AuditLog.action == "program_change")).one()
+    assert audit.details["earn_rate.unit_amount"] == [10_000, 20_000] and audit.details["expiry_months"] == [12, None]
+    member = create_member(session, now=datetime.now(UTC), name="Lan")
+    session.commit()
+    result = earning.earn(
+        session, member.id, 250_000, key="k", rules=rules, tz=services.settings.tz, now=datetime.now(UTC)
+    )
+    assert result.points == 12  # 1 point per 20.000đ now
+
+
+def test_program_settings_errors_are_shown_and_nothing_saved(app: Flask, session: Session, shop) -> None:
+    from loyalty.program import load_rules
+
+    owner = login(app, "chu")
+    form = program_form(owner)
+    page = owner.post(
+        "/admin/program",
+        form | {"earn_unit_amount": "abc", "daily_hour": "25", "tier_up_text": ""},
+        page="/admin/program",
+    )
+    html = text_of(page)
+    assert "Chưa lưu: kiểm tra các ô được đánh dấu." in html
+    assert "Mỗi số tiền (đ): cần một số nguyên." in html and "Giờ gửi tin hằng ngày: từ 0 đến 23." in html
+    assert "Nội dung tin nhắn cần 1-1.000 ký tự." in html
+    session.expire_all()
+    assert load_rules(session).earn_rate.unit_amount == 10_000
+    assert login(app, "thu-ngan").get("/admin/program").status_code == 403

@@ -1,0 +1,126 @@
+"""The program settings form: fields <-> ProgramRules, with Vietnamese error messages per field."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from loyalty.program import Automations, ProgramRules, Rate
+
+INT_FIELDS = {  # name: (label, minimum, maximum, optional)
+    "earn_points": ("Số điểm", 0, 10_000, False),
+    "earn_unit_amount": ("Mỗi số tiền (đ)", 1_000, 100_000_000, False),
+    "min_bill_amount": ("Hóa đơn tối thiểu (đ)", 0, 1_000_000_000, False),
+    "max_points_per_bill": ("Tối đa mỗi hóa đơn", 0, 1_000_000, True),
+    "max_points_per_day": ("Tối đa mỗi ngày", 0, 1_000_000, True),
+    "point_value_vnd": ("Giá trị 1 điểm (đ)", 1, 1_000_000, False),
+    "expiry_months": ("Điểm hết hạn sau (tháng)", 1, 120, True),
+    "tier_window_months": ("Xét hạng theo (tháng)", 1, 120, True),
+    "referral_bonus_value": ("Thưởng giới thiệu", 0, 1_000_000, False),
+    "daily_hour": ("Giờ gửi tin hằng ngày", 0, 23, False),
+    "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
+    "birthday_reward_id": ("Quà sinh nhật", 1, 10**12, True),
+}
+TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text", "template_id")
+FLAGS = ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled")
+
+
+def to_form(rules: ProgramRules) -> dict[str, Any]:
+    a = rules.automations
+    return {
+        "earn_points": rules.earn_rate.points,
+        "earn_unit_amount": rules.earn_rate.unit_amount,
+        "min_bill_amount": rules.min_bill_amount,
+        "max_points_per_bill": rules.max_points_per_bill,
+        "max_points_per_day": rules.max_points_per_day,
+        "point_value_vnd": rules.point_value_vnd,
+        "expiry_months": rules.expiry_months,
+        "tier_window_months": rules.tier_window_months,
+        "referral_bonus_kind": rules.referral_bonus_kind,
+        "referral_bonus_value": rules.referral_bonus_value,
+        "daily_hour": a.daily_hour,
+        "expiry_reminder_days": a.expiry_reminder_days,
+        "birthday_reward_id": a.birthday_reward_id,
+        "birthday_on": a.birthday_on,
+        **{name: getattr(a, name) for name in TEXT_FIELDS + FLAGS},
+    }
+
+
+def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, dict[str, str]]:
+    """New rules from a submitted form, or None and {field: message} for each problem."""
+    errors: dict[str, str] = {}
+    ints: dict[str, int | None] = {}
+    for name, (label, low, high, optional) in INT_FIELDS.items():
+        raw = str(form.get(name, "")).replace(".", "").strip()
+        if raw == "" and optional:
+            ints[name] = None
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            errors[name] = f"{label}: cần một số nguyên."
+            continue
+        if not low <= value <= high:
+            errors[name] = f"{label}: từ {low:,} đến {high:,}.".replace(",", ".")
+        ints[name] = value
+    kind = form.get("referral_bonus_kind", "fixed")
+    if kind not in ("off", "fixed", "percent"):
+        errors["referral_bonus_kind"] = "Kiểu thưởng giới thiệu không hợp lệ."
+    birthday_on = form.get("birthday_on", "day")
+    if birthday_on not in ("day", "month"):
+        errors["birthday_on"] = "Chọn gửi quà vào ngày sinh hoặc đầu tháng sinh."
+    texts = {name: str(form.get(name, "")).strip() for name in TEXT_FIELDS}
+    for name in TEXT_FIELDS[:-1]:
+        if not texts[name] or len(texts[name]) > 1000:
+            errors[name] = "Nội dung tin nhắn cần 1-1.000 ký tự."
+    if errors:
+        return None, errors
+    automations = replace(
+        current.automations,
+        daily_hour=ints["daily_hour"] or 0,
+        expiry_reminder_days=ints["expiry_reminder_days"] or 7,
+        birthday_reward_id=ints["birthday_reward_id"],
+        birthday_on=birthday_on,
+        birthday_enabled=form.get("birthday_enabled") == "on",
+        tier_up_enabled=form.get("tier_up_enabled") == "on",
+        expiry_enabled=form.get("expiry_enabled") == "on",
+        tier_review_enabled=form.get("tier_review_enabled") == "on",
+        birthday_text=texts["birthday_text"],
+        birthday_text_no_gift=texts["birthday_text_no_gift"],
+        tier_up_text=texts["tier_up_text"],
+        expiry_reminder_text=texts["expiry_reminder_text"],
+        template_id=texts["template_id"],
+    )
+    rules = replace(
+        current,
+        earn_rate=Rate(ints["earn_points"] or 0, ints["earn_unit_amount"] or 10_000),
+        min_bill_amount=ints["min_bill_amount"] or 0,
+        max_points_per_bill=ints["max_points_per_bill"],
+        max_points_per_day=ints["max_points_per_day"],
+        point_value_vnd=ints["point_value_vnd"] or 1_000,
+        expiry_months=ints["expiry_months"],
+        tier_window_months=ints["tier_window_months"],
+        referral_bonus_kind=kind,
+        referral_bonus_value=ints["referral_bonus_value"] or 0,
+        automations=automations,
+    )
+    return rules, {}
+
+
+def changes(before: ProgramRules, after: ProgramRules) -> dict[str, list[Any]]:
+    """{field: [old, new]} for the audit log."""
+    old, new = _flat(before.to_dict()), _flat(after.to_dict())
+    return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+__all__ = ["Automations", "changes", "from_form", "to_form"]
