@@ -8,7 +8,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from console.auth import load_staff, login_required
+from console.auth import counter_actor, load_staff, login_required
+from console.operations import audit
 from console.reports import PAGE_SIZE, MemberFilter, dashboard, search_members
 from loyalty import format as fmt
 from loyalty import ledger, rewards
@@ -16,7 +17,7 @@ from loyalty.errors import InsufficientPoints, InvalidAmount
 from loyalty.members import set_blocked
 from loyalty.phones import display_phone
 from loyalty.program import load_rules
-from models import AuditLog, Member, OutboxMessage, Role, Tier, utcnow
+from models import Member, OutboxMessage, Role, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -100,8 +101,7 @@ def member(member_id: int) -> str:
 @login_required(Role.OWNER)
 def adjust(member_id: int) -> Response:
     db = get_session()
-    staff = load_staff()
-    assert staff is not None
+    by = counter_actor()
     try:
         points = int(request.form.get("points", "").replace(".", "").strip())
         now = utcnow()
@@ -112,7 +112,7 @@ def adjust(member_id: int) -> Response:
             key=f"console-adjust:{request.form.get('op', '')[:64]}",
             reason=request.form.get("reason", ""),
             now=now,
-            actor=ledger.Actor("staff", f"staff:{staff.id}"),
+            actor=by.ledger_actor,
             expires_at=load_rules(db).expiry_for(now) if points > 0 else None,
         )
     except ValueError:
@@ -127,18 +127,14 @@ def adjust(member_id: int) -> Response:
         flash(f"Không trừ được: thành viên chỉ có {fmt.points(exc.balance)} điểm.", "error")
         return redirect(url_for("admin.member", member_id=member_id))
     if not replayed:
-        db.add(
-            AuditLog(
-                actor=f"staff:{staff.id}",
-                staff_id=staff.id,
-                store_id=staff.store_id,
-                action="adjust",
-                member_id=member_id,
-                entry_id=entry.id,
-                details={"points": points, "reason": entry.reason},
-                ip=request.remote_addr,
-                created_at=utcnow(),
-            )
+        audit(
+            db,
+            by,
+            "adjust",
+            utcnow(),
+            member_id=member_id,
+            entry_id=entry.id,
+            details={"points": points, "reason": entry.reason},
         )
     db.commit()
     flash(f"Đã điều chỉnh {fmt.signed_points(points)} điểm.", "success")
@@ -151,18 +147,7 @@ def block(member_id: int) -> Response:
     db = get_session()
     blocked = request.form.get("blocked") == "1"
     set_blocked(db, member_id, blocked)
-    staff = load_staff()
-    assert staff is not None
-    db.add(
-        AuditLog(
-            actor=f"staff:{staff.id}",
-            staff_id=staff.id,
-            action="block" if blocked else "unblock",
-            member_id=member_id,
-            ip=request.remote_addr,
-            created_at=utcnow(),
-        )
-    )
+    audit(db, counter_actor(), "block" if blocked else "unblock", utcnow(), member_id=member_id)
     db.commit()
     flash("Đã khóa thành viên." if blocked else "Đã mở khóa thành viên.", "success")
     return redirect(url_for("admin.member", member_id=member_id))
@@ -191,20 +176,10 @@ def program() -> str | Response:
             },
         }
         if rules is not None:
-            staff = load_staff()
-            assert staff is not None
+            by = counter_actor()
             diff = changes(current, rules)
-            save_rules(db, rules, updated_by=f"staff:{staff.id}")
-            db.add(
-                AuditLog(
-                    actor=f"staff:{staff.id}",
-                    staff_id=staff.id,
-                    action="program_change",
-                    details=diff,
-                    ip=request.remote_addr,
-                    created_at=utcnow(),
-                )
-            )
+            save_rules(db, rules, updated_by=by.actor)
+            audit(db, by, "program_change", utcnow(), details=diff)
             db.commit()
             flash(f"Đã lưu thiết lập chương trình ({len(diff)} thay đổi).", "success")
             return redirect(url_for("admin.program"))

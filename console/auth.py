@@ -92,6 +92,7 @@ def login_required(*roles: Role) -> Callable[[F], F]:
 
 
 def counter_actor() -> CounterActor:
+    """The logged-in staff member as the actor of an action (ledger entries, audit_log), at their store."""
     staff = load_staff()
     assert staff is not None
     return CounterActor(

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from bot.parsing import BadInput, parse_amount
 from console.auth import counter_actor, login_required
 from console.operations import (
+    CounterActor,
     NotAllowed,
     can_self_reverse,
     earn_for_bill,
@@ -44,6 +45,7 @@ from models import Claim, LedgerEntry, Member, Role, Tier, utcnow
 from tichdiem.extensions import get_queue, get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
+BAD_AMOUNT = "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k."
 
 VOUCHER_ERRORS = {
     VoucherNotFound: "Không tìm thấy voucher này. Kiểm tra lại mã.",
@@ -111,7 +113,7 @@ def earn(member_id: int) -> Response:
             bill_ref=request.form.get("bill_ref", "").strip()[:120] or None,
         )
     except BadInput:
-        flash("Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.", "error")
+        flash(BAD_AMOUNT, "error")
         return redirect(url_for("counter.member", member_id=member_id))
     except (InvalidAmount, MemberBlocked) as exc:
         db.rollback()
@@ -229,7 +231,7 @@ def create_claim() -> Response:
         )
     except (BadInput, InvalidAmount):
         db.rollback()
-        flash("Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.", "error")
+        flash(BAD_AMOUNT, "error")
         return redirect(url_for("counter.claim_form"))
     db.commit()
     return redirect(url_for("counter.claim", claim_id=claim.id))
@@ -280,10 +282,7 @@ def _lookup(query: str) -> Member | None:
     return member
 
 
-def _may_reverse(entry: LedgerEntry, actor: object) -> bool:
-    from console.operations import CounterActor
-
-    assert isinstance(actor, CounterActor)
+def _may_reverse(entry: LedgerEntry, actor: CounterActor) -> bool:
     if entry.kind != "earn":
         return False
     return actor.is_owner or can_self_reverse(get_session(), entry, actor, _now())

@@ -83,7 +83,7 @@ def earn_for_bill(
     )
     if result.replayed or result.entry is None:
         return Outcome(result)
-    _audit(
+    audit(
         session,
         by,
         "earn",
@@ -114,7 +114,7 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
     )
     if replayed:
         return Outcome(reversal)
-    _audit(
+    audit(
         session,
         by,
         "reverse",
@@ -150,7 +150,7 @@ def use_voucher(
     )
     if voucher.used_key != key or _already_audited(session, voucher.id):
         return Outcome(voucher)
-    _audit(
+    audit(
         session,
         by,
         "use_voucher",
@@ -176,7 +176,7 @@ def new_claim(
         session, amount, key=key, now=now, store_id=by.store_id, bill_ref=bill_ref or None, created_by=by.actor
     )
     if not replayed:
-        _audit(session, by, "create_claim", now, claim_id=claim.id, details={"amount": amount, "bill_ref": bill_ref})
+        audit(session, by, "create_claim", now, claim_id=claim.id, details={"amount": amount, "bill_ref": bill_ref})
     return claim
 
 
@@ -224,7 +224,8 @@ def _notify(session: Session, member_id: int, key: str, text: str) -> list[int]:
     return queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[text_message(text)])
 
 
-def _audit(session: Session, by: CounterActor, action: str, now: datetime, **fields: Any) -> None:
+def audit(session: Session, by: CounterActor, action: str, now: datetime, **fields: Any) -> None:
+    """One audit_log row: who (staff or API key), where (store), what, when."""
     session.add(
         AuditLog(
             actor=by.actor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from loyalty.program import Automations, ProgramRules, Rate
+from loyalty.program import ProgramRules, Rate
 
 INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "earn_points": ("Số điểm", 0, 10_000, False),
@@ -121,6 +121,3 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-__all__ = ["Automations", "changes", "from_form", "to_form"]

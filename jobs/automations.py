@@ -15,6 +15,7 @@ from jobs.outbox import enqueue_delivery, queue_messages
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
+from loyalty.codes import pretty_voucher_code
 from loyalty.program import ProgramRules, load_rules
 from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
 
@@ -120,7 +121,7 @@ def _birthday_for(
         text = personalize(
             automations.birthday_text,
             qua=reward.name,
-            ma=rewards_code(voucher.code),
+            ma=pretty_voucher_code(voucher.code),
             han=fmt.day(voucher.expires_at, current_context().settings.tz),
             **values,
         )
@@ -253,12 +254,6 @@ def keep_token_fresh() -> bool:
         return False
     tokens.refresh(None, context.zalo.exchange_refresh_token)
     return True
-
-
-def rewards_code(code: str) -> str:
-    from loyalty.codes import pretty_voucher_code
-
-    return pretty_voucher_code(code)
 
 
 def _deliver(outbox_ids: list[int]) -> None:

@@ -12,6 +12,7 @@ from bot.state import clear_state, set_state
 from bot.text import fold
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
+from loyalty.codes import pretty_voucher_code
 from loyalty.errors import InsufficientPoints, MemberBlocked, RewardUnavailable
 from models import Reward, Tier
 
@@ -97,7 +98,7 @@ def on_rewards(ctx: Context) -> list[Reply]:
     priced = [(n, r, rewards.cost_for(r, tier)) for n, r in enumerate(catalog, start=1)]
     affordable = [(n, r.name, fmt.points(cost)) for n, r, cost in priced if cost <= member.points_balance]
     vouchers = [
-        (_voucher_code(v.code), _reward_name(ctx, v.reward_id), fmt.day(v.expires_at, ctx.config.tz))
+        (pretty_voucher_code(v.code), _reward_name(ctx, v.reward_id), fmt.day(v.expires_at, ctx.config.tz))
         for v in rewards.unused_vouchers(ctx.session, member.id, ctx.now)
     ]
     cheapest = f"{priced[0][1].name} — {fmt.points(priced[0][2])} điểm" if priced else ""
@@ -184,7 +185,7 @@ def on_confirm_step(ctx: Context) -> list[Reply] | None:
             "redeem_done",
             buttons=(buttons.REWARDS, buttons.BALANCE),
             reward=_reward_name(ctx, reward_id),
-            code=_voucher_code(voucher.code),
+            code=pretty_voucher_code(voucher.code),
             expires=fmt.day(voucher.expires_at, ctx.config.tz),
             points=fmt.points(result.balance),
         )
@@ -223,9 +224,3 @@ def _insufficient(name: str, cost: int, balance: int) -> Reply:
 def _reward_name(ctx: Context, reward_id: int) -> str:
     reward = ctx.session.get(Reward, reward_id)
     return reward.name if reward else "Quà"
-
-
-def _voucher_code(code: str) -> str:
-    from loyalty.codes import pretty_voucher_code
-
-    return pretty_voucher_code(code)
