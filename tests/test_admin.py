@@ -8,33 +8,19 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from console.staff import create_staff
 from loyalty import earning, ledger
 from loyalty.members import create_member
 from loyalty.program import ProgramRules
 from models import AuditLog, Member
-from tests.helpers import Console, seed_shop
+from tests.console_support import login, staffed_shop, text_of
+from tests.helpers import Console
 
 TZ_RULES = ProgramRules()
 
 
 @pytest.fixture
 def shop(session: Session) -> dict:
-    shop = seed_shop(session)
-    for username, role in (("chu", "owner"), ("mkt", "marketer"), ("thu-ngan", "cashier")):
-        create_staff(session, username=username, password="mat-khau-123", role=role, name=username)
-    session.commit()
-    return shop
-
-
-def login(app: Flask, username: str) -> Console:
-    console = Console(app)
-    assert console.login(username).status_code == 302
-    return console
-
-
-def text_of(response) -> str:
-    return re.sub(r"\s+", " ", response.get_data(as_text=True))
+    return staffed_shop(session)
 
 
 def test_dashboard_figures(app: Flask, session: Session, services, shop) -> None:

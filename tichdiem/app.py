@@ -104,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     from console.admin import bp as admin_bp
     from console.api import bp as api_bp
     from console.auth import bp as auth_bp
+    from console.broadcasts import bp as broadcasts_bp
     from console.counter import bp as counter_bp
     from console.public import bp as public_bp
     from tichdiem.health import bp as health_bp
@@ -112,7 +113,8 @@ def _register_blueprints(app: Flask) -> None:
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
-    for blueprint in (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp, admin_bp):
+    blueprints = (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp, admin_bp, broadcasts_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     if app.extensions[EXTENSION_KEY].settings.emulator:
         _register_emulator(app, csrf)

@@ -1,0 +1,128 @@
+"""The broadcast form: fields -> name, text, Segment and send time, with Vietnamese errors per field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loyalty.segments import Segment
+
+MAX_TEXT = 2000
+# A time a few minutes in the past is "now" (the form was filled slowly), not a mistake.
+PAST_GRACE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class BroadcastDraft:
+    name: str
+    text: str
+    segment: Segment
+    send_at: datetime | None  # None: now
+    promotional: bool
+
+
+def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDraft | None, dict[str, str]]:
+    """The draft, or None and {field: message} for each problem."""
+    errors: dict[str, str] = {}
+    text = str(form.get("text", "")).strip()
+    if not text:
+        errors["text"] = "Cần nội dung tin nhắn."
+    elif len(text) > MAX_TEXT:
+        errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
+    numbers = {
+        name: _int(form, name, label, low, high, errors)
+        for name, (label, low, high) in {
+            "birthday_month": ("Tháng sinh", 1, 12),
+            "inactive_days": ("Số ngày không ghé", 1, 3650),
+            "points_min": ("Điểm từ", 0, 10**9),
+            "points_max": ("Điểm đến", 0, 10**9),
+        }.items()
+    }
+    if numbers["points_min"] is not None and numbers["points_max"] is not None:
+        if numbers["points_min"] > numbers["points_max"]:
+            errors["points_max"] = "Điểm đến phải lớn hơn hoặc bằng điểm từ."
+    joined_from = _date(form, "joined_from", errors)
+    joined_to = _date(form, "joined_to", errors)
+    send_at = _send_at(form, now, tz, errors)
+    try:
+        tier_ids = tuple(int(t) for t in form.getlist("tier_ids")) if hasattr(form, "getlist") else ()
+    except ValueError:
+        errors["tier_ids"], tier_ids = "Hạng không hợp lệ.", ()
+    if errors:
+        return None, errors
+    segment = Segment(
+        tier_ids=tier_ids,
+        birthday_month=numbers["birthday_month"],
+        joined_from=joined_from,
+        joined_to=joined_to,
+        inactive_days=numbers["inactive_days"],
+        points_min=numbers["points_min"],
+        points_max=numbers["points_max"],
+    )
+    name = str(form.get("name", "")).strip()[:200] or f"Chiến dịch {now.astimezone(tz):%d/%m/%Y}"
+    return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on"), {}
+
+
+def parse_local_time(raw: str, tz: ZoneInfo) -> datetime | None:
+    """'2026-12-01T09:30' (a datetime-local field) or '01/12/2026 09:30', in the shop's timezone."""
+    raw = raw.strip()
+    for pattern in ("%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(raw, pattern).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    return None
+
+
+def _send_at(form: Any, now: datetime, tz: ZoneInfo, errors: dict[str, str]) -> datetime | None:
+    if form.get("when", "now") != "later":
+        return None
+    when = parse_local_time(str(form.get("send_at", "")), tz)
+    if when is None:
+        errors["send_at"] = "Chọn ngày giờ gửi, ví dụ 01/12/2026 09:30."
+        return None
+    if when < now - PAST_GRACE:
+        errors["send_at"] = "Thời điểm gửi đã qua. Chọn một thời điểm sắp tới hoặc “Gửi ngay”."
+        return None
+    return max(when, now)
+
+
+def _int(form: Any, name: str, label: str, low: int, high: int, errors: dict[str, str]) -> int | None:
+    raw = str(form.get(name, "")).replace(".", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = f"{label}: cần một số nguyên."
+        return None
+    if not low <= value <= high:
+        errors[name] = f"{label}: từ {low:,} đến {high:,}.".replace(",", ".")
+        return None
+    return value
+
+
+def _date(form: Any, name: str, errors: dict[str, str]) -> date | None:
+    raw = str(form.get(name, "")).strip()
+    if not raw:
+        return None
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(raw, pattern).date()
+        except ValueError:
+            continue
+    errors[name] = "Ngày không hợp lệ, ví dụ 01/12/2026."
+    return None
+
+
+def form_values(form: Any) -> dict[str, Any]:
+    """What to show in the fields: defaults on a new form, the values as typed after a submit."""
+    if not form:
+        return {"when": "now", "promotional": True, "tier_ids": []}
+    values: dict[str, Any] = form.to_dict()
+    values["tier_ids"] = [int(t) for t in form.getlist("tier_ids") if t.isdigit()]
+    values["promotional"] = form.get("promotional") == "on"
+    values.setdefault("when", "now")
+    return values

@@ -1,0 +1,213 @@
+"""Broadcast pages: list, compose with an audience preview, schedule, live progress, pause/resume/cancel, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from console.auth import counter_actor, login_required
+from console.broadcast_form import draft_from_form, form_values
+from console.operations import audit
+from jobs import broadcasts
+from jobs.automations import member_fields, personalize
+from loyalty import format as fmt
+from loyalty.segments import Segment, audience_query
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, utcnow
+from tichdiem.extensions import get_queue, get_session, get_settings
+
+bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
+
+STATUS_LABELS = {
+    BroadcastStatus.DRAFT: "Nháp",
+    BroadcastStatus.SCHEDULED: "Đã lên lịch",
+    BroadcastStatus.SENDING: "Đang gửi",
+    BroadcastStatus.PAUSED: "Tạm dừng",
+    BroadcastStatus.CANCELLED: "Đã hủy",
+    BroadcastStatus.DONE: "Hoàn tất",
+}
+OUTCOME_LABELS = {
+    OutboxStatus.SENT: "Đã gửi",
+    OutboxStatus.PENDING: "Đang chờ",
+    OutboxStatus.SENDING: "Đang gửi",
+    OutboxStatus.SKIPPED: "Bỏ qua",
+    OutboxStatus.FAILED: "Lỗi",
+    OutboxStatus.UNKNOWN: "Không rõ (gián đoạn)",
+    OutboxStatus.CANCELLED: "Đã hủy",
+}
+REASON_LABELS = {
+    "not following the OA": "Khách đã bỏ quan tâm OA",
+    "outside the 7-day window and no template configured": "Quá 7 ngày không tương tác, chưa cấu hình mẫu ZBS",
+    "broadcast cancelled": "Chiến dịch bị hủy",
+    "interrupted mid-send (worker died); not sent again": "Gián đoạn khi đang gửi; không gửi lại để tránh trùng",
+}
+FINISHED = {OutboxStatus.SENT, OutboxStatus.SKIPPED, OutboxStatus.FAILED, OutboxStatus.UNKNOWN, OutboxStatus.CANCELLED}
+PREVIEW_SAMPLE = 5
+
+
+@bp.get("/")
+@login_required(Role.MARKETER)
+def index() -> str:
+    db = get_session()
+    rows = list(db.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(100)))
+    sent = dict(
+        db.execute(
+            select(OutboxMessage.broadcast_id, func.count())
+            .where(
+                OutboxMessage.broadcast_id.in_([b.id for b in rows]),
+                OutboxMessage.status == OutboxStatus.SENT,
+            )
+            .group_by(OutboxMessage.broadcast_id)
+        ).all()
+    )
+    return render_template(
+        "console/broadcasts.html", rows=rows, sent=sent, labels=STATUS_LABELS, fmt=fmt, tz=get_settings().tz
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required(Role.MARKETER)
+def new() -> str | Response:
+    """GET: an empty form. POST "preview": who would receive it. POST "save": schedule (or start) it."""
+    db = get_session()
+    settings = get_settings()
+    now = utcnow()
+    errors: dict[str, str] = {}
+    preview: dict[str, Any] | None = None
+    if request.method == "POST":
+        draft, errors = draft_from_form(request.form, now, settings.tz)
+        if draft is not None and request.form.get("action") == "save":
+            by = counter_actor()
+            broadcast = broadcasts.create_broadcast(
+                db,
+                name=draft.name,
+                text=draft.text,
+                segment=draft.segment,
+                send_at=draft.send_at,
+                now=now,
+                promotional=draft.promotional,
+                created_by=by.actor,
+            )
+            audit(db, by, "broadcast_create", now, details={"broadcast_id": broadcast.id, "name": broadcast.name})
+            db.commit()
+            if draft.send_at is None:  # start now rather than at the next cron tick
+                get_queue().enqueue(broadcasts.start_due_broadcasts)
+            flash(_created_message(broadcast, settings.tz), "success")
+            return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
+        if draft is not None:
+            preview = _preview(draft.segment, draft.text, now, settings.shop_name)
+        else:
+            flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
+    return render_template(
+        "console/broadcast_new.html",
+        v=form_values(request.form),
+        errors=errors,
+        preview=preview,
+        tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
+        fmt=fmt,
+    )
+
+
+@bp.get("/<int:broadcast_id>")
+@login_required(Role.MARKETER)
+def show(broadcast_id: int) -> str:
+    db = get_session()
+    broadcast = db.get(Broadcast, broadcast_id) or abort(404)
+    return render_template(
+        "console/broadcast_show.html",
+        b=broadcast,
+        p=progress_view(broadcast_id),
+        labels=STATUS_LABELS,
+        segment=describe_segment(Segment.from_dict(broadcast.segment)),
+        fmt=fmt,
+        tz=get_settings().tz,
+    )
+
+
+@bp.get("/<int:broadcast_id>/progress")
+@login_required(Role.MARKETER)
+def progress(broadcast_id: int) -> Response:
+    """Polled by the detail page every few seconds while the broadcast sends."""
+    get_session().get(Broadcast, broadcast_id) or abort(404)
+    return jsonify(progress_view(broadcast_id))
+
+
+@bp.post("/<int:broadcast_id>/<any(pause, resume, cancel):action>")
+@login_required(Role.MARKETER)
+def control(broadcast_id: int, action: str) -> Response:
+    db = get_session()
+    broadcast = db.get(Broadcast, broadcast_id) or abort(404)
+    before = broadcast.status
+    if action == "pause":
+        broadcasts.pause(db, broadcast_id)
+    elif action == "cancel":
+        broadcasts.cancel(db, broadcast_id, utcnow())
+    db.commit()
+    if action == "resume":
+        broadcasts.resume(db, get_queue(), broadcast_id)
+    db.refresh(broadcast)
+    if broadcast.status == before:
+        flash(f"Không thể thực hiện: chiến dịch đang ở trạng thái “{STATUS_LABELS[before]}”.", "error")
+    else:
+        audit(db, counter_actor(), f"broadcast_{action}", utcnow(), details={"broadcast_id": broadcast_id})
+        db.commit()
+        flash(f"Chiến dịch: {STATUS_LABELS[broadcast.status]}.", "success")
+    return redirect(url_for("broadcasts.show", broadcast_id=broadcast_id))
+
+
+def progress_view(broadcast_id: int) -> dict[str, Any]:
+    """Counts with Vietnamese labels and a percentage for the bar."""
+    report = broadcasts.progress(get_session(), broadcast_id)
+    counts: dict[str, int] = report["counts"]
+    total = max(report["audience"], sum(counts.values()))
+    finished = sum(n for status, n in counts.items() if status in FINISHED)
+    status = report["status"]
+    return {
+        "status": status,
+        "status_label": STATUS_LABELS.get(status, status),
+        "audience": total,
+        "finished": finished,
+        "percent": 100 if status == BroadcastStatus.DONE else (100 * finished // total if total else 0),
+        "counts": [{"key": k, "label": OUTCOME_LABELS.get(k, k), "n": n} for k, n in sorted(counts.items())],
+        "reasons": [{"label": REASON_LABELS.get(k, k), "n": n} for k, n in report["reasons"].items()],
+        "live": status in (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING),
+    }
+
+
+def describe_segment(segment: Segment) -> str:
+    """The audience in words, for the detail page."""
+    db = get_session()
+    parts = []
+    if segment.tier_ids:
+        names = db.scalars(select(Tier.name).where(Tier.id.in_(segment.tier_ids)))
+        parts.append("hạng " + ", ".join(names))
+    if segment.birthday_month:
+        parts.append(f"sinh tháng {segment.birthday_month}")
+    if segment.inactive_days:
+        parts.append(f"không ghé {segment.inactive_days} ngày")
+    if segment.points_min is not None:
+        parts.append(f"từ {fmt.points(segment.points_min)} điểm")
+    if segment.points_max is not None:
+        parts.append(f"đến {fmt.points(segment.points_max)} điểm")
+    if segment.joined_from:
+        parts.append(f"tham gia từ {fmt.day(segment.joined_from)}")
+    if segment.joined_to:
+        parts.append(f"tham gia đến {fmt.day(segment.joined_to)}")
+    return "Tất cả thành viên đang quan tâm OA" + (": " + "; ".join(parts) if parts else "")
+
+
+def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]:
+    db = get_session()
+    query = audience_query(segment, now)
+    size = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    sample = list(db.scalars(select(Member).where(Member.id.in_(query.limit(PREVIEW_SAMPLE)))))
+    example = personalize(text, **member_fields(db, sample[0], shop)) if sample else None
+    return {"size": size, "sample": sample, "example": example}
+
+
+def _created_message(broadcast: Broadcast, tz: Any) -> str:
+    if broadcast.send_at is None or broadcast.send_at <= utcnow():
+        return "Đã tạo chiến dịch, bắt đầu gửi ngay."
+    return f"Đã lên lịch gửi lúc {broadcast.send_at.astimezone(tz):%H:%M %d/%m/%Y}."

@@ -1,0 +1,137 @@
+"""Broadcast pages: compose with a preview, schedule, send through the real jobs, live progress, controls."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import AuditLog, Broadcast
+from tests.console_support import login, staffed_shop, text_of
+from tests.helpers import ZaloFake, run_jobs
+from tests.test_marketing import add_member, texts_to
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+NOON = datetime(2026, 11, 24, 12, 0, tzinfo=TZ)
+
+
+@pytest.fixture
+def shop(session: Session) -> dict:
+    return staffed_shop(session)
+
+
+def compose(**fields: str) -> dict[str, str]:
+    return {"name": "Cuối tuần", "text": "Chào {ten}, cuối tuần giảm 20%!", "when": "now", **fields}
+
+
+def test_preview_shows_the_audience_and_a_personalised_example(app: Flask, session: Session, shop) -> None:
+    add_member(session, "An", uid="u1", tier="Vàng", shop=shop)
+    add_member(session, "Bình", uid="u2")
+    mkt = login(app, "mkt")
+    gold = str(shop["tiers"]["Vàng"].id)
+    page = mkt.post(
+        "/admin/broadcasts/new", {**compose(), "tier_ids": gold, "action": "preview"}, page="/admin/broadcasts/new"
+    )
+    html = text_of(page)
+    assert '<strong id="audience-size">1</strong> thành viên sẽ nhận tin.' in html
+    assert "Chào An, cuối tuần giảm 20%!" in html
+    assert session.scalar(select(Broadcast.id)) is None  # a preview saves nothing
+
+
+def test_send_now_goes_through_the_jobs_and_reports(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    zalo.accept_messages()
+    add_member(session, "An", uid="u1")
+    add_member(session, "Bình", uid="u2")
+    with time_machine.travel(NOON):  # log in at that time too: a session signed in the future is refused
+        mkt = login(app, "mkt")
+        created = mkt.post("/admin/broadcasts/new", {**compose(), "action": "save"}, page="/admin/broadcasts/new")
+        assert created.status_code == 302
+        broadcast_id = session.scalar(select(Broadcast.id))
+        assert created.headers["Location"].endswith(f"/admin/broadcasts/{broadcast_id}")
+        assert mkt.get(f"/admin/broadcasts/{broadcast_id}/progress").json["live"] is True
+        run_jobs(app)
+    assert texts_to(zalo, "u1") == ["Chào An, cuối tuần giảm 20%!"]
+    progress = mkt.get(f"/admin/broadcasts/{broadcast_id}/progress").json
+    assert progress["status"] == "done" and progress["percent"] == 100 and progress["live"] is False
+    assert progress["counts"] == [{"key": "sent", "label": "Đã gửi", "n": 2}]
+    report = text_of(mkt.get(f"/admin/broadcasts/{broadcast_id}"))
+    assert "Hoàn tất" in report and "<td>Đã gửi</td><td>2</td>" in report
+    assert session.scalar(select(AuditLog.action)) == "broadcast_create"
+
+
+def test_scheduled_waits_for_its_time_and_can_be_cancelled(
+    app: Flask, zalo: ZaloFake, session: Session, services, shop
+) -> None:
+    zalo.accept_messages()
+    add_member(session, "An", uid="u1")
+    with time_machine.travel(NOON):  # log in at that time too: a session signed in the future is refused
+        mkt = login(app, "mkt")
+        mkt.post(
+            "/admin/broadcasts/new",
+            {**compose(when="later", send_at="2026-11-25T09:30"), "action": "save"},
+            page="/admin/broadcasts/new",
+        )
+        broadcast = session.scalar(select(Broadcast))
+        assert broadcast.status == "scheduled"
+        assert broadcast.send_at == datetime(2026, 11, 25, 2, 30, tzinfo=UTC)  # 09:30 in Hà Nội
+        listing = text_of(mkt.get("/admin/broadcasts/"))
+        assert "Đã lên lịch" in listing and "09:30 25/11/2026" in listing
+        with app.app_context():
+            from jobs.broadcasts import start_due_broadcasts
+
+            assert start_due_broadcasts() == 0
+        done = mkt.post(
+            f"/admin/broadcasts/{broadcast.id}/cancel", page=f"/admin/broadcasts/{broadcast.id}", follow_redirects=True
+        )
+        assert "Chiến dịch: Đã hủy." in text_of(done)
+    with time_machine.travel(NOON + timedelta(days=1)):
+        with app.app_context():
+            assert start_due_broadcasts() == 0
+        run_jobs(app, include_scheduled=True)
+    assert zalo.sent_messages() == []
+
+
+def test_pause_and_resume_from_the_page(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    zalo.accept_messages()
+    for i in range(3):
+        add_member(session, f"M{i}", uid=f"u{i}")
+    with time_machine.travel(NOON):  # log in at that time too: a session signed in the future is refused
+        mkt = login(app, "mkt")
+        mkt.post("/admin/broadcasts/new", {**compose(), "action": "save"}, page="/admin/broadcasts/new")
+        broadcast_id = session.scalar(select(Broadcast.id))
+        with app.app_context():
+            from jobs.broadcasts import start_due_broadcasts
+
+            start_due_broadcasts()  # sending, not yet fanned out
+        page = f"/admin/broadcasts/{broadcast_id}"
+        assert "Tạm dừng" in text_of(mkt.post(f"{page}/pause", page=page, follow_redirects=True))
+        run_jobs(app)
+        assert zalo.sent_messages() == []
+        again = text_of(mkt.post(f"{page}/pause", page=page, follow_redirects=True))
+        assert "Không thể thực hiện: chiến dịch đang ở trạng thái “Tạm dừng”." in again
+        mkt.post(f"{page}/resume", page=page)
+        run_jobs(app)
+    assert len(zalo.sent_messages()) == 3
+    actions = list(session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+    assert actions == ["broadcast_create", "broadcast_pause", "broadcast_resume"]
+
+
+def test_form_errors_and_roles(app: Flask, session: Session, shop) -> None:
+    with time_machine.travel(NOON):  # log in at that time too: a session signed in the future is refused
+        mkt = login(app, "mkt")
+        bad = text_of(
+            mkt.post(
+                "/admin/broadcasts/new",
+                {"text": " ", "when": "later", "send_at": "2026-11-01T09:00", "points_min": "9", "points_max": "1"},
+                page="/admin/broadcasts/new",
+            )
+        )
+    assert "Cần nội dung tin nhắn." in bad
+    assert "Thời điểm gửi đã qua." in bad
+    assert "Điểm đến phải lớn hơn hoặc bằng điểm từ." in bad
+    assert session.scalar(select(Broadcast.id)) is None
+    assert login(app, "thu-ngan").get("/admin/broadcasts/").status_code == 403
+    assert app.test_client().get("/admin/broadcasts/new").status_code == 302
