@@ -20,7 +20,7 @@ from tichdiem.extensions import get_queue, get_session, get_settings
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[str, str] = {
     BroadcastStatus.DRAFT: "Nháp",
     BroadcastStatus.SCHEDULED: "Đã lên lịch",
     BroadcastStatus.SENDING: "Đang gửi",
@@ -28,7 +28,7 @@ STATUS_LABELS = {
     BroadcastStatus.CANCELLED: "Đã hủy",
     BroadcastStatus.DONE: "Hoàn tất",
 }
-OUTCOME_LABELS = {
+OUTCOME_LABELS: dict[str, str] = {
     OutboxStatus.SENT: "Đã gửi",
     OutboxStatus.PENDING: "Đang chờ",
     OutboxStatus.SENDING: "Đang gửi",
