@@ -22,9 +22,9 @@ def staffed_shop(session: Session) -> dict[str, Any]:
     return shop
 
 
-def login(app: Flask, username: str) -> Console:
+def login(app: Flask, username: str, password: str = "mat-khau-123") -> Console:
     console = Console(app)
-    assert console.login(username).status_code == 302
+    assert console.login(username, password).status_code == 302
     return console
 
 
