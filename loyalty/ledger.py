@@ -25,6 +25,14 @@ from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
 
 CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})
 REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS})
+KIND_LABELS = {
+    EntryKind.EARN: "Tích điểm",
+    EntryKind.REDEEM: "Đổi quà",
+    EntryKind.EXPIRE: "Hết hạn",
+    EntryKind.ADJUST: "Điều chỉnh",
+    EntryKind.REVERSE: "Hoàn tác",
+    EntryKind.REFERRAL_BONUS: "Thưởng giới thiệu",
+}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from models.loyalty import (
     Voucher,
     VoucherStatus,
 )
-from models.marketing import Broadcast, BroadcastStatus
+from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
 from models.zalo import ConversationState, MediaUpload, OaToken, ZaloUser
 
@@ -28,6 +28,8 @@ __all__ = [
     "ApiKey",
     "Broadcast",
     "BroadcastStatus",
+    "ImportStatus",
+    "MemberImport",
     "AuditLog",
     "Claim",
     "ClaimStatus",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Model, utcnow
@@ -40,3 +40,33 @@ class Broadcast(Model):
     # -32 (rate limit) slows the whole broadcast: nobody sends before throttle_until.
     throttle_until: Mapped[datetime | None]
     throttle_seconds: Mapped[int] = mapped_column(default=0)
+
+
+class ImportStatus(enum.StrEnum):
+    PREVIEW = "preview"  # uploaded and checked, waiting for the person to confirm
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class MemberImport(Model):
+    """An uploaded member list (CSV/XLSX): kept until applied so the job reads exactly what was previewed."""
+
+    __tablename__ = "member_imports"
+
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    overwrite: Mapped[bool] = mapped_column(default=False)  # replace names/birthdays already on file
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.PREVIEW)
+    total_rows: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    error_rows: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"line", "message"}], capped
+    failure: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

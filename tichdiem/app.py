@@ -108,13 +108,25 @@ def _register_blueprints(app: Flask) -> None:
     from console.counter import bp as counter_bp
     from console.public import bp as public_bp
     from console.team import bp as team_bp
+    from console.transfer import bp as transfer_bp
     from tichdiem.health import bp as health_bp
     from webhooks.views import bp as webhooks_bp
 
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
-    blueprints = (health_bp, webhooks_bp, auth_bp, counter_bp, public_bp, api_bp, admin_bp, broadcasts_bp, team_bp)
+    blueprints = (
+        health_bp,
+        webhooks_bp,
+        auth_bp,
+        counter_bp,
+        public_bp,
+        api_bp,
+        admin_bp,
+        broadcasts_bp,
+        team_bp,
+        transfer_bp,
+    )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     if app.extensions[EXTENSION_KEY].settings.emulator:

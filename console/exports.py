@@ -1,0 +1,160 @@
+"""Members and ledger as CSV (streamed, UTF-8 with BOM so Excel shows Vietnamese) or XLSX (write-only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, send_file
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.parsing import show_birthday
+from loyalty.ledger import KIND_LABELS
+from loyalty.phones import display_phone
+from models import EntryKind, LedgerEntry, Member, Tier
+
+BATCH = 2000
+STATUS_LABELS = {"active": "Hoạt động", "blocked": "Đã khóa"}
+Table = tuple[list[str], Iterator[list[Any]]]
+Period = tuple[ZoneInfo, datetime, datetime]  # the shop's timezone, from, until (ledger only)
+
+
+def members_table(session: Session, tz: ZoneInfo, _since: datetime, _until: datetime) -> Table:
+    headers = [
+        "Mã",
+        "Họ tên",
+        "Số điện thoại",
+        "Ngày sinh",
+        "Hạng",
+        "Điểm",
+        "Tổng điểm tích",
+        "Ngày tham gia",
+        "Trạng thái",
+        "Zalo",
+        "Nguồn",
+    ]
+    stmt = (
+        select(Member, Tier.name)
+        .outerjoin(Tier, Tier.id == Member.tier_id)
+        .order_by(Member.id)
+        .execution_options(yield_per=BATCH)
+    )
+
+    def rows() -> Iterator[list[Any]]:
+        for member, tier in session.execute(stmt):
+            yield [
+                member.code,
+                member.name,
+                display_phone(member.phone).replace(" ", "") if member.phone else "",
+                show_birthday(member.birthday) if member.birthday else "",
+                tier or "",
+                member.points_balance,
+                member.points_lifetime,
+                member.joined_at.astimezone(tz).strftime("%d/%m/%Y"),
+                STATUS_LABELS.get(member.status, member.status),
+                "có" if member.zalo_user_id else "không",
+                member.source,
+            ]
+
+    return headers, rows()
+
+
+def ledger_table(session: Session, tz: ZoneInfo, since: datetime, until: datetime) -> Table:
+    headers = [
+        "Thời gian",
+        "Mã thành viên",
+        "Thành viên",
+        "Loại",
+        "Điểm",
+        "Số dư sau",
+        "Hóa đơn (đ)",
+        "Tham chiếu",
+        "Nội dung",
+        "Người thực hiện",
+    ]
+    stmt = (
+        select(LedgerEntry, Member.code, Member.name)
+        .join(Member, Member.id == LedgerEntry.member_id)
+        .where(LedgerEntry.created_at >= since, LedgerEntry.created_at < until)
+        .order_by(LedgerEntry.id)
+        .execution_options(yield_per=BATCH)
+    )
+
+    def rows() -> Iterator[list[Any]]:
+        for entry, code, name in session.execute(stmt):
+            yield [
+                entry.created_at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
+                code,
+                name,
+                KIND_LABELS.get(EntryKind(entry.kind), entry.kind),
+                entry.points,
+                entry.balance_after,
+                entry.bill_amount or "",
+                entry.source_ref or "",
+                entry.reason,
+                entry.actor_id or entry.actor_type,
+            ]
+
+    return headers, rows()
+
+
+EXPORTS: dict[str, Callable[[Session, ZoneInfo, datetime, datetime], Table]] = {
+    "members": members_table,
+    "ledger": ledger_table,
+}
+
+
+def export_response(sessions: sessionmaker[Session], what: str, kind: str, period: Period, name: str) -> Response:
+    """CSV streams from its own Session (the request has ended while a large file is sent); XLSX is built first."""
+    if kind == "csv":
+        response = Response(_csv_stream(sessions, what, period), mimetype="text/csv; charset=utf-8")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    with sessions() as session:
+        headers, rows = EXPORTS[what](session, *period)
+        workbook = _xlsx(headers, rows)
+    return send_file(
+        workbook,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        as_attachment=True,
+        download_name=f"{name}.xlsx",
+    )
+
+
+def _csv_stream(sessions: sessionmaker[Session], what: str, period: Period) -> Iterator[str]:
+    with sessions() as session:
+        headers, rows = EXPORTS[what](session, *period)
+        yield from _csv_chunks(headers, rows)
+
+
+def _csv_chunks(headers: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")  # the BOM tells Excel the file is UTF-8
+    writer.writerow(headers)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if count % BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _xlsx(headers: list[str], rows: Iterable[list[Any]]) -> Any:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Dữ liệu")
+    sheet.append(headers)
+    for row in rows:
+        sheet.append(row)
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
+    workbook.save(spool)
+    spool.seek(0)
+    return spool
