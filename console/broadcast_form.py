@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from console.forms import read_date, read_int
 from loyalty.segments import Segment
 
 MAX_TEXT = 2000
@@ -32,7 +33,7 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
     elif len(text) > MAX_TEXT:
         errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
     numbers = {
-        name: _int(form, name, label, low, high, errors)
+        name: read_int(form, name, label, low, high, errors)
         for name, (label, low, high) in {
             "birthday_month": ("Tháng sinh", 1, 12),
             "inactive_days": ("Số ngày không ghé", 1, 3650),
@@ -43,8 +44,8 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
     if numbers["points_min"] is not None and numbers["points_max"] is not None:
         if numbers["points_min"] > numbers["points_max"]:
             errors["points_max"] = "Điểm đến phải lớn hơn hoặc bằng điểm từ."
-    joined_from = _date(form, "joined_from", errors)
-    joined_to = _date(form, "joined_to", errors)
+    joined_from = read_date(form, "joined_from", errors)
+    joined_to = read_date(form, "joined_to", errors)
     send_at = _send_at(form, now, tz, errors)
     try:
         tier_ids = tuple(int(t) for t in form.getlist("tier_ids")) if hasattr(form, "getlist") else ()
@@ -87,34 +88,6 @@ def _send_at(form: Any, now: datetime, tz: ZoneInfo, errors: dict[str, str]) -> 
         errors["send_at"] = "Thời điểm gửi đã qua. Chọn một thời điểm sắp tới hoặc “Gửi ngay”."
         return None
     return max(when, now)
-
-
-def _int(form: Any, name: str, label: str, low: int, high: int, errors: dict[str, str]) -> int | None:
-    raw = str(form.get(name, "")).replace(".", "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        errors[name] = f"{label}: cần một số nguyên."
-        return None
-    if not low <= value <= high:
-        errors[name] = f"{label}: từ {low:,} đến {high:,}.".replace(",", ".")
-        return None
-    return value
-
-
-def _date(form: Any, name: str, errors: dict[str, str]) -> date | None:
-    raw = str(form.get(name, "")).strip()
-    if not raw:
-        return None
-    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(raw, pattern).date()
-        except ValueError:
-            continue
-    errors[name] = "Ngày không hợp lệ, ví dụ 01/12/2026."
-    return None
 
 
 def form_values(form: Any) -> dict[str, Any]:

@@ -105,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
     from console.api import bp as api_bp
     from console.auth import bp as auth_bp
     from console.broadcasts import bp as broadcasts_bp
+    from console.catalog import bp as catalog_bp
     from console.counter import bp as counter_bp
     from console.public import bp as public_bp
     from console.team import bp as team_bp
@@ -124,6 +125,7 @@ def _register_blueprints(app: Flask) -> None:
         api_bp,
         admin_bp,
         broadcasts_bp,
+        catalog_bp,
         team_bp,
         transfer_bp,
     )
