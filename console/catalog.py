@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -14,11 +15,13 @@ from console.auth import counter_actor, login_required
 from console.forms import read_date, read_int
 from console.operations import audit
 from loyalty import format as fmt
+from loyalty.program import Promotion, load_rules, save_rules
 from models import Member, Reward, Role, Tier, TierEvent, Voucher, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("catalog", __name__, url_prefix="/admin")
 
+WEEKDAYS = ["Thứ 2", "Thứ 3", "Thứ 4", "Thứ 5", "Thứ 6", "Thứ 7", "Chủ nhật"]
 TIER_FIELDS = ("name", "threshold", "earn_multiplier_pct", "reward_discount_pct", "benefits")
 REWARD_FIELDS = (
     "name",
@@ -108,6 +111,55 @@ def reward(reward_id: int | None) -> str | Response:
         v=values,
         errors=errors,
         tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
+    )
+
+
+@bp.route("/promotions", methods=["GET", "POST"])
+@login_required(Role.MARKETER)
+def promotions() -> str | Response:
+    """Point multipliers by date range and/or weekday ("x2 on Mondays"); the best one of the day applies."""
+    db = get_session()
+    rules = load_rules(db)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        promos, errors = _promotions_from(request.form, len(rules.promotions))
+        if not errors:
+            before = [_promotion_text(p) for p in rules.promotions]
+            save_rules(db, replace(rules, promotions=tuple(promos)), updated_by=counter_actor().actor)
+            after = [_promotion_text(p) for p in promos]
+            audit(db, counter_actor(), "program_change", utcnow(), details={"promotions": [before, after]})
+            db.commit()
+            flash(f"Đã lưu {len(promos)} khuyến mãi tích điểm.", "success")
+            return redirect(url_for("catalog.promotions"))
+        flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
+    return render_template(
+        "console/promotions.html", promos=rules.promotions, form=request.form, errors=errors, weekdays=WEEKDAYS
+    )
+
+
+def _promotions_from(form: Any, existing: int) -> tuple[list[Promotion], dict[str, str]]:
+    errors: dict[str, str] = {}
+    promos = []
+    for key in [str(i) for i in range(existing)] + ["new"]:
+        name = str(form.get(f"name_{key}", "")).strip()
+        if (key == "new" and not name) or form.get(f"delete_{key}") == "on":
+            continue
+        if not name or len(name) > 100:
+            errors[f"name_{key}"] = "Tên khuyến mãi cần 1-100 ký tự."
+        multiplier = read_int(form, f"multiplier_pct_{key}", "Hệ số (%)", 101, 1000, errors, optional=False)
+        starts, ends = read_date(form, f"starts_on_{key}", errors), read_date(form, f"ends_on_{key}", errors)
+        if starts and ends and ends < starts:
+            errors[f"ends_on_{key}"] = "Ngày kết thúc phải sau ngày bắt đầu."
+        days = tuple(sorted(int(d) for d in form.getlist(f"weekdays_{key}") if d in "0123456"))
+        if not (starts or ends or days):
+            errors[f"name_{key}"] = "Chọn ngày áp dụng: khoảng ngày và/hoặc thứ trong tuần."
+        promos.append(Promotion(name, multiplier or 200, starts, ends, days))
+    return promos, errors
+
+
+def _promotion_text(promo: Promotion) -> str:
+    return (
+        f"{promo.name} x{promo.multiplier_pct / 100:g} {promo.starts_on or ''}..{promo.ends_on or ''} {promo.weekdays}"
     )
 
 

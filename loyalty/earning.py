@@ -127,6 +127,7 @@ def earn(
         details=q.details(),
     )
     entry = ledger.credit(session, member, posting, now=now, expires_at=rules.expiry_for(now))
+    member.last_earned_at = now
     bonus = award_referral_bonus(session, member, entry, rules=rules, now=now)
     tier_event = upgrade_if_qualified(
         session, member, window_start=rules.tier_window_start(now), now=now, reason=f"earn:{entry.id}"

@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, extract, func, or_, select
 from sqlalchemy.orm import Session
 
 from loyalty.errors import InvalidSettings
-from models import EntryKind, LedgerEntry, Member, MemberStatus, ZaloUser
+from models import Member, MemberStatus, ZaloUser
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,11 @@ def audience_query(segment: Segment, now: datetime) -> Select[Any]:
         stmt = stmt.where(Member.points_balance <= segment.points_max)
     if segment.inactive_days is not None:
         since = now - timedelta(days=segment.inactive_days)
-        recent_earn = (
-            select(LedgerEntry.id)
-            .where(
-                LedgerEntry.member_id == Member.id, LedgerEntry.kind == EntryKind.EARN, LedgerEntry.created_at >= since
-            )
-            .exists()
-        )
         stmt = stmt.where(
-            and_(or_(ZaloUser.last_interaction_at.is_(None), ZaloUser.last_interaction_at < since), ~recent_earn)
+            and_(
+                or_(ZaloUser.last_interaction_at.is_(None), ZaloUser.last_interaction_at < since),
+                or_(Member.last_earned_at.is_(None), Member.last_earned_at < since),
+            )
         )
     return stmt.order_by(Member.id)
 

@@ -34,6 +34,8 @@ class Member(Model):
     points_balance: Mapped[int] = mapped_column(default=0)
     points_lifetime: Mapped[int] = mapped_column(default=0)  # all points ever credited by earning
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When points were last earned: "active in 30 days" without scanning the ledger (dashboard, filters, segments).
+    last_earned_at: Mapped[datetime | None]
     source: Mapped[str] = mapped_column(String(16), default="zalo")  # zalo | import | counter
     # The member card's QR token embeds this; "đổi thẻ" increments it, revoking every older card.
     card_version: Mapped[int] = mapped_column(default=1, server_default="1")
@@ -62,6 +64,7 @@ class LedgerEntry(Model):
         Index("ix_ledger_entries_member_id_id", "member_id", "id"),
         Index("ix_ledger_entries_member_id_qualifying_at", "member_id", "qualifying_at"),
         Index("ix_ledger_entries_member_id_kind_created_at", "member_id", "kind", "created_at"),
+        Index("ix_ledger_entries_created_at", "created_at"),  # this month's totals, exports by period
     )
 
     member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"))

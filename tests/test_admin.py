@@ -195,3 +195,30 @@ def test_program_settings_errors_are_shown_and_nothing_saved(app: Flask, session
     session.expire_all()
     assert load_rules(session).earn_rate.unit_amount == 10_000
     assert login(app, "thu-ngan").get("/admin/program").status_code == 403
+
+
+def test_activity_filter_counts_earns_and_chats(app: Flask, session: Session, services, shop) -> None:
+    from datetime import timedelta
+
+    from models import ZaloUser
+
+    now = datetime.now(UTC)
+    earned = create_member(session, now=now, name="Đã mua")
+    create_member(session, now=now, name="Chat gần đây", zalo_user_id="u-chat")
+    create_member(session, now=now, name="Không gì cả")
+    create_member(session, now=now, name="Chat lâu rồi", zalo_user_id="u-old")
+    session.add(
+        ZaloUser(user_id="u-chat", is_follower=True, last_interaction_at=now - timedelta(days=2), created_at=now)
+    )
+    session.add(
+        ZaloUser(user_id="u-old", is_follower=True, last_interaction_at=now - timedelta(days=90), created_at=now)
+    )
+    session.commit()
+    earning.earn(session, earned.id, 100_000, key="b", rules=TZ_RULES, tz=services.settings.tz, now=now)
+    session.commit()
+    mkt = login(app, "mkt")
+    active = text_of(mkt.get("/admin/members?activity=active"))
+    assert "(2)" in active and "Đã mua" in active and "Chat gần đây" in active
+    inactive = text_of(mkt.get("/admin/members?activity=inactive"))
+    assert "(2)" in inactive and "Không gì cả" in inactive and "Chat lâu rồi" in inactive
+    assert "2 hoạt động 30 ngày" in text_of(mkt.get("/admin/"))

@@ -100,3 +100,27 @@ def test_add_and_edit_a_reward(app: Flask, session: Session, shop) -> None:
     changes = [a.details for a in session.scalars(select(AuditLog).where(AuditLog.action == "reward_change"))]
     assert changes[-1]["points_cost"] == [30, 25] and changes[-1]["is_active"] == [True, False]
     assert login(app, "thu-ngan").get("/admin/rewards").status_code == 403
+
+
+def test_promotions_added_validated_and_applied(app: Flask, session: Session, services, shop) -> None:
+    from loyalty.program import load_rules
+
+    mkt = login(app, "mkt")
+    bad = text_of(
+        mkt.post("/admin/promotions", {"name_new": "Không ngày", "multiplier_pct_new": "300"}, page="/admin/promotions")
+    )
+    assert "Chọn ngày áp dụng" in bad
+    form = {"name_new": "Thứ Hai x2", "multiplier_pct_new": "200", "weekdays_new": "0"}
+    saved = mkt.post("/admin/promotions", form, page="/admin/promotions", follow_redirects=True)
+    assert "Đã lưu 1 khuyến mãi tích điểm." in text_of(saved)
+    session.expire_all()
+    (promo,) = load_rules(session).promotions
+    assert promo.name == "Thứ Hai x2" and promo.weekdays == (0,) and promo.multiplier_pct == 200
+    assert promo.applies_on(datetime(2026, 11, 23).date()) and not promo.applies_on(datetime(2026, 11, 24).date())
+    mkt.post(
+        "/admin/promotions",
+        {"name_0": "Thứ Hai x2", "multiplier_pct_0": "200", "delete_0": "on"},
+        page="/admin/promotions",
+    )
+    session.expire_all()
+    assert load_rules(session).promotions == ()
