@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
+from loyalty.text import fold
 
-_SPACES = re.compile(r"\s+")
-
-
-def fold(text: str) -> str:
-    """ "#Điểm  CỦA tôi" -> "diem cua toi": no diacritics, lower case, single spaces, no leading #."""
-    text = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-    text = _SPACES.sub(" ", text).strip().lower()
-    return text.lstrip("#").strip()
+__all__ = ["fold", "tail_words"]
 
 
 def tail_words(text: str, skip: int) -> str:

@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.parsing import show_birthday
+from loyalty.birthdays import show_birthday
 from loyalty.ledger import KIND_LABELS
 from loyalty.phones import display_phone
 from models import EntryKind, LedgerEntry, Member, Tier

@@ -20,10 +20,10 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.parsing import BadInput, parse_birthday, show_birthday
-from bot.text import fold
+from loyalty.birthdays import BadInput, parse_birthday, show_birthday
 from loyalty.members import create_member
 from loyalty.phones import normalize_phone
+from loyalty.text import fold
 from models import Member
 
 MAX_UPLOAD = 20 * 1024 * 1024
