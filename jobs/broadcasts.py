@@ -108,7 +108,11 @@ def fan_out(broadcast_id: int) -> int:
             _insert_rows(session, rows)
             session.commit()
     with context.sessions() as session:
-        session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(audience=len(member_ids)))
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id)
+            .values(audience=len(member_ids), fanned_out_at=utcnow())
+        )
         session.commit()
     enqueue_senders(context.queue, broadcast_id)
     return len(member_ids)
@@ -274,7 +278,11 @@ def _finish_if_done(broadcast_id: int) -> None:
         if not open_rows:
             session.execute(
                 update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
+                .where(
+                    Broadcast.id == broadcast_id,
+                    Broadcast.status == BroadcastStatus.SENDING,
+                    Broadcast.fanned_out_at.is_not(None),  # senders resumed mid-fan-out must not end it early
+                )
                 .values(status=BroadcastStatus.DONE, finished_at=utcnow())
             )
             session.commit()

@@ -36,6 +36,8 @@ class Broadcast(Model):
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    # Set when every recipient row exists: until then "no pending rows" does not mean done (pause+resume mid-fan-out).
+    fanned_out_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # -32 (rate limit) slows the whole broadcast: nobody sends before throttle_until.
     throttle_until: Mapped[datetime | None]

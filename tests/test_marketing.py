@@ -336,3 +336,22 @@ def test_cron_module_registers_every_job_in_utc() -> None:
 
     assert utc_cron(0, 5, "Asia/Ho_Chi_Minh") == "5 17 * * *"  # 00:05 in Vietnam is 17:05 UTC
     assert utc_cron(9, 0, "Asia/Ho_Chi_Minh") == "0 2 * * *"
+
+
+def test_senders_started_before_the_fan_out_do_not_end_the_broadcast(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    """Pause and resume while the fan-out job still runs: the resumed senders find no rows yet."""
+    zalo.accept_messages()
+    for i in range(3):
+        add_member(session, f"M{i}", uid=f"u{i}")
+    broadcast_id = make_broadcast(app, session, Segment())  # sending; the fan-out job is queued, not run
+    with app.app_context():
+        for part in range(broadcasts.SENDERS):
+            assert broadcasts.send_broadcast(broadcast_id, part) == "idle"
+    session.expire_all()
+    assert session.get(Broadcast, broadcast_id).status == "sending"  # not "done" with nobody reached
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == 3
+    session.expire_all()
+    assert session.get(Broadcast, broadcast_id).status == "done"
