@@ -132,11 +132,59 @@ def _getter(client: Any, path: str) -> Callable[[], None]:
     return get
 
 
+def time_import(app: Flask, engine: Engine, rows: int) -> tuple[float, float, float]:
+    """(preview s, job s, bare INSERT s) for a list of `rows`: half new phones, half already members."""
+    from rq import SimpleWorker
+    from sqlalchemy import insert
+
+    from jobs.imports import enqueue_import
+    from loyalty.member_import import preview
+    from models import Member, MemberImport, utcnow
+    from tichdiem.extensions import EXTENSION_KEY
+
+    lines = ["Họ tên,Số điện thoại,Ngày sinh"]
+    lines += [f"Khách nhập {i},09{(i if i % 2 else 90_000_000 + i):08d},12/05/1990" for i in range(1, rows + 1)]
+    content = "\n".join(lines).encode()
+    services = app.extensions[EXTENSION_KEY]
+    with services.sessions() as session:
+        started = time.perf_counter()
+        checked = preview(session, "bench.csv", content, utcnow().date(), overwrite=True)
+        previewed = time.perf_counter() - started
+        job = MemberImport(filename="bench.csv", content=content, overwrite=True, total_rows=checked.total)
+        session.add(job)
+        session.commit()
+        started = time.perf_counter()
+        enqueue_import(session, services.queue, job.id)
+        SimpleWorker([services.queue], connection=services.queue.connection).work(burst=True, logging_level="ERROR")
+        applied = time.perf_counter() - started
+        session.expire_all()
+        assert session.get(MemberImport, job.id).status == "done", "the import job did not finish"
+    new_rows = [
+        {
+            "code": f"B{i:09d}",
+            "name": f"Khách {i}",
+            "phone": f"8480{i:07d}",
+            "status": "active",
+            "points_balance": 0,
+            "points_lifetime": 0,
+            "joined_at": utcnow(),
+            "source": "import",
+            "card_version": 1,
+        }
+        for i in range(rows // 2)
+    ]
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(insert(Member), new_rows)
+    return previewed, applied, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--import-rows", type=int, default=10_000)
     parser.add_argument("--pg", default=DEFAULT_PG)
     args = parser.parse_args()
     url = f"{args.pg}?options=-csearch_path%3Dtichdiem_bench"
@@ -149,7 +197,9 @@ def main() -> None:
         seeded = time.perf_counter() - started
         with engine.connect() as conn:
             first = int(conn.execute(text("SELECT min(id) FROM members")).scalar_one())
-        loaded = measure(console_app(engine, url), requests_to_time(first, args.members), args.repeat)
+        app = console_app(engine, url)
+        loaded = measure(app, requests_to_time(first, args.members), args.repeat)
+        previewed, applied, bare = time_import(app, engine, args.import_rows)
 
     print(
         f"console at {args.members:,} members and {args.entries:,} ledger entries (PostgreSQL, seeded in {seeded:.0f}s)"
@@ -158,6 +208,11 @@ def main() -> None:
     for label, (median, p99) in loaded.items():
         base_median, base_p99 = baseline[label]
         print(f"{label:<26}{base_median:>19.1f} / {base_p99:<8.1f}{median:>19.1f} / {p99:<8.1f}")
+    print(
+        f"import of {args.import_rows:,} rows (half new, half merged by phone): preview {previewed:.1f}s, "
+        f"job {applied:.1f}s ({args.import_rows / applied:,.0f} rows/s); "
+        f"baseline, bare INSERT of the {args.import_rows // 2:,} new rows: {bare:.2f}s"
+    )
 
 
 if __name__ == "__main__":

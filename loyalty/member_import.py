@@ -26,7 +26,7 @@ from loyalty.phones import normalize_phone
 from loyalty.text import fold
 from models import Member
 
-MAX_UPLOAD = 20 * 1024 * 1024
+MAX_UPLOAD = 15 * 1024 * 1024  # under the app's 16 MB request limit, multipart overhead included
 PLAN_CHUNK = 1000  # phones per IN (...) query, well under SQLite's variable limit
 SAMPLE = 20
 COLUMNS = {

@@ -171,3 +171,35 @@ def test_export_members_and_ledger(app: Flask, session: Session, services, shop)
     assert mkt.get("/admin/export/ledger.csv?from=hôm-qua").status_code == 400
     actions = list(session.scalars(select(AuditLog.action)))
     assert actions.count("export") == 3
+
+
+def test_a_large_list_runs_in_chunks_with_progress(app: Flask, session: Session, shop, monkeypatch) -> None:
+    from jobs import imports
+
+    monkeypatch.setattr(imports, "CHUNK", 100)
+    saved: list[int] = []
+    real_save = imports._save_progress
+
+    def spy(db, import_id, counts, processed, finished_at):  # what the progress bar reads, chunk by chunk
+        saved.append(processed)
+        real_save(db, import_id, counts, processed, finished_at)
+
+    monkeypatch.setattr(imports, "_save_progress", spy)
+    lines = ["Họ tên,SĐT"] + [f"Khách {i},09{i:08d}" for i in range(250)] + ["Trùng,0900000007"]
+    mkt = login(app, "mkt")
+    job_page = upload(mkt, "lon.csv", "\n".join(lines).encode()).headers["Location"]
+    assert '<strong id="n-create">250</strong>' in text_of(mkt.get(job_page))
+    mkt.post(job_page + "/confirm", page=job_page)
+    run_jobs(app)
+    assert saved == [100, 200, 251, 251]
+    progress = mkt.get(job_page + "/progress").json
+    assert {c["key"]: c["n"] for c in progress["counts"]} == {"create": 250, "update": 0, "same": 0, "error": 1}
+    assert session.scalar(select(func.count()).select_from(Member)) == 250
+    job = session.get(MemberImport, int(job_page.rsplit("/", 1)[1]))
+    assert job.error_rows == [{"line": 252, "message": "Trùng số điện thoại với dòng 9."}]
+
+
+def test_a_file_over_the_limit_is_refused_in_words(app: Flask, session: Session, shop) -> None:
+    mkt = login(app, "mkt")
+    response = upload(mkt, "to.csv", b"x" * (16 * 1024 * 1024))
+    assert response.status_code == 413 and "Tệp quá lớn (tối đa 15 MB)" in text_of(response)

@@ -15,7 +15,11 @@ from models import Reward, Staff, Store, Tier
 from tichdiem.config import Settings
 
 DEMO_PASSWORD = "demo1234"
-DEMO_LOGINS = (("chu", "owner", "Chủ quán Hạnh", None), ("thungan", "cashier", "Thu ngân Hoa", "Q1"))
+DEMO_LOGINS = (
+    ("chu", "owner", "Chủ quán Hạnh", None),
+    ("marketing", "marketer", "Marketing Vy", None),
+    ("thungan", "cashier", "Thu ngân Hoa", "Q1"),
+)
 
 
 def demo_settings(settings: Settings, base_url: str) -> Settings:
