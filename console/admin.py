@@ -54,6 +54,7 @@ def members() -> str:
         tiers=tier_names,
         fmt=fmt,
         phone=lambda p: display_phone(p) if p else "",
+        tz=get_settings().tz,
     )
 
 

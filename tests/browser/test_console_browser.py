@@ -123,3 +123,12 @@ def test_owner_console_flows(
     # the dashboard now counts the imported members
     page.click("text=Tổng quan")
     assert page.inner_text("#members-total") == "5"
+
+    # the same console on a phone: the header scrolls sideways, cards stack, nothing overflows the page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "console-8-phone-dashboard.png"), full_page=True)
+    page.goto(f"{live_server}/admin/members")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "console-9-phone-members.png"), full_page=True)
