@@ -7,10 +7,19 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import buttons
 from console.forms import read_date, read_int
 from loyalty.segments import Segment
 
 MAX_TEXT = 2000
+# Buttons a broadcast may carry: each sends a chat command the bot answers ("Đổi quà" -> the catalog).
+BUTTONS = {
+    "balance": buttons.BALANCE,
+    "rewards": buttons.REWARDS,
+    "card": buttons.CARD,
+    "referral": buttons.REFERRAL,
+    "tiers": buttons.TIERS,
+}
 # A time a few minutes in the past is "now" (the form was filled slowly), not a mistake.
 PAST_GRACE = timedelta(minutes=5)
 
@@ -22,6 +31,7 @@ class BroadcastDraft:
     segment: Segment
     send_at: datetime | None  # None: now
     promotional: bool
+    buttons: list[dict[str, str]]
 
 
 def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDraft | None, dict[str, str]]:
@@ -63,7 +73,9 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         points_max=numbers["points_max"],
     )
     name = str(form.get("name", "")).strip()[:200] or f"Chiến dịch {now.astimezone(tz):%d/%m/%Y}"
-    return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on"), {}
+    chosen = [BUTTONS[k] for k in BUTTONS if k in form.getlist("buttons")] if hasattr(form, "getlist") else []
+    picked = [{"title": b.title, "payload": b.payload} for b in chosen]
+    return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on", picked), {}
 
 
 def parse_local_time(raw: str, tz: ZoneInfo) -> datetime | None:
@@ -93,9 +105,10 @@ def _send_at(form: Any, now: datetime, tz: ZoneInfo, errors: dict[str, str]) -> 
 def form_values(form: Any) -> dict[str, Any]:
     """What to show in the fields: defaults on a new form, the values as typed after a submit."""
     if not form:
-        return {"when": "now", "promotional": True, "tier_ids": []}
+        return {"when": "now", "promotional": True, "tier_ids": [], "buttons": ["rewards"]}
     values: dict[str, Any] = form.to_dict()
     values["tier_ids"] = [int(t) for t in form.getlist("tier_ids") if t.isdigit()]
     values["promotional"] = form.get("promotional") == "on"
+    values["buttons"] = form.getlist("buttons")
     values.setdefault("when", "now")
     return values

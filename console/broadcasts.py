@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.broadcast_form import draft_from_form, form_values
+from console.broadcast_form import BUTTONS, draft_from_form, form_values
 from console.operations import audit
 from jobs import broadcasts
 from jobs.automations import member_fields, personalize
@@ -88,6 +88,7 @@ def new() -> str | Response:
                 send_at=draft.send_at,
                 now=now,
                 promotional=draft.promotional,
+                buttons=draft.buttons,
                 created_by=by.actor,
             )
             audit(db, by, "broadcast_create", now, details={"broadcast_id": broadcast.id, "name": broadcast.name})
@@ -97,7 +98,7 @@ def new() -> str | Response:
             flash(_created_message(broadcast, settings.tz), "success")
             return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
         if draft is not None:
-            preview = _preview(draft.segment, draft.text, now, settings.shop_name)
+            preview = {**_preview(draft.segment, draft.text, now, settings.shop_name), "buttons": draft.buttons}
         else:
             flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     return render_template(
@@ -106,6 +107,7 @@ def new() -> str | Response:
         errors=errors,
         preview=preview,
         tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
+        buttons=BUTTONS,
         fmt=fmt,
     )
 

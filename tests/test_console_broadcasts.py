@@ -47,13 +47,17 @@ def test_send_now_goes_through_the_jobs_and_reports(app: Flask, zalo: ZaloFake, 
     add_member(session, "Bình", uid="u2")
     with time_machine.travel(NOON):  # log in at that time too: a session signed in the future is refused
         mkt = login(app, "mkt")
-        created = mkt.post("/admin/broadcasts/new", {**compose(), "action": "save"}, page="/admin/broadcasts/new")
+        created = mkt.post(
+            "/admin/broadcasts/new", {**compose(), "buttons": "rewards", "action": "save"}, page="/admin/broadcasts/new"
+        )
         assert created.status_code == 302
         broadcast_id = session.scalar(select(Broadcast.id))
         assert created.headers["Location"].endswith(f"/admin/broadcasts/{broadcast_id}")
         assert mkt.get(f"/admin/broadcasts/{broadcast_id}/progress").json["live"] is True
         run_jobs(app)
     assert texts_to(zalo, "u1") == ["Chào An, cuối tuần giảm 20%!"]
+    (button,) = zalo.sent_messages()[0]["message"]["attachment"]["payload"]["buttons"]
+    assert button == {"title": "Đổi quà", "type": "oa.query.show", "payload": "#QUA"}  # opens the catalog
     progress = mkt.get(f"/admin/broadcasts/{broadcast_id}/progress").json
     assert progress["status"] == "done" and progress["percent"] == 100 and progress["live"] is False
     assert progress["counts"] == [{"key": "sent", "label": "Đã gửi", "n": 2}]
