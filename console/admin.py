@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, load_staff, login_required
 from console.operations import audit
-from console.reports import PAGE_SIZE, MemberFilter, dashboard, search_members
+from console.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from loyalty import format as fmt
 from loyalty import ledger, rewards
 from loyalty.errors import InsufficientPoints, InvalidAmount
@@ -35,12 +35,7 @@ def home() -> str:
 @login_required(Role.MARKETER)
 def members() -> str:
     db = get_session()
-    flt = MemberFilter(
-        q=request.args.get("q", ""),
-        tier_id=request.args.get("tier", type=int),
-        activity=request.args.get("activity", ""),
-        birthday_month=request.args.get("birthday_month", type=int),
-    )
+    flt = member_filter(request.args)
     page = max(request.args.get("page", 1, type=int), 1)
     rows, total = search_members(db, flt, page, utcnow())
     tier_names = {t.id: t.name for t in db.scalars(select(Tier))}
@@ -55,6 +50,7 @@ def members() -> str:
         fmt=fmt,
         phone=lambda p: display_phone(p) if p else "",
         tz=get_settings().tz,
+        export_args={k: v for k, v in request.args.items() if v and k != "page"},
     )
 
 

@@ -15,6 +15,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.reports import MemberFilter, member_query
 from loyalty.birthdays import show_birthday
 from loyalty.ledger import KIND_LABELS
 from loyalty.phones import display_phone
@@ -23,10 +24,11 @@ from models import EntryKind, LedgerEntry, Member, Tier
 BATCH = 2000
 STATUS_LABELS = {"active": "Hoạt động", "blocked": "Đã khóa"}
 Table = tuple[list[str], Iterator[list[Any]]]
-Period = tuple[ZoneInfo, datetime, datetime]  # the shop's timezone, from, until (ledger only)
+TableBuilder = Callable[[Session], Table]  # members_table or ledger_table with its arguments bound
 
 
-def members_table(session: Session, tz: ZoneInfo, _since: datetime, _until: datetime) -> Table:
+def members_table(session: Session, *, tz: ZoneInfo, flt: MemberFilter, now: datetime) -> Table:
+    """The members the list shows for `flt` (all of them for an empty filter), oldest first."""
     headers = [
         "Mã",
         "Họ tên",
@@ -41,7 +43,8 @@ def members_table(session: Session, tz: ZoneInfo, _since: datetime, _until: date
         "Nguồn",
     ]
     stmt = (
-        select(Member, Tier.name)
+        member_query(session, flt, now)
+        .add_columns(Tier.name)
         .outerjoin(Tier, Tier.id == Member.tier_id)
         .order_by(Member.id)
         .execution_options(yield_per=BATCH)
@@ -66,7 +69,7 @@ def members_table(session: Session, tz: ZoneInfo, _since: datetime, _until: date
     return headers, rows()
 
 
-def ledger_table(session: Session, tz: ZoneInfo, since: datetime, until: datetime) -> Table:
+def ledger_table(session: Session, *, tz: ZoneInfo, since: datetime, until: datetime) -> Table:
     headers = [
         "Thời gian",
         "Mã thành viên",
@@ -105,21 +108,14 @@ def ledger_table(session: Session, tz: ZoneInfo, since: datetime, until: datetim
     return headers, rows()
 
 
-EXPORTS: dict[str, Callable[[Session, ZoneInfo, datetime, datetime], Table]] = {
-    "members": members_table,
-    "ledger": ledger_table,
-}
-
-
-def export_response(sessions: sessionmaker[Session], what: str, kind: str, period: Period, name: str) -> Response:
+def export_response(sessions: sessionmaker[Session], build: TableBuilder, kind: str, name: str) -> Response:
     """CSV streams from its own Session (the request has ended while a large file is sent); XLSX is built first."""
     if kind == "csv":
-        response = Response(_csv_stream(sessions, what, period), mimetype="text/csv; charset=utf-8")
+        response = Response(_csv_stream(sessions, build), mimetype="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
     with sessions() as session:
-        headers, rows = EXPORTS[what](session, *period)
-        workbook = _xlsx(headers, rows)
+        workbook = _xlsx(*build(session))
     return send_file(
         workbook,
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -128,10 +124,9 @@ def export_response(sessions: sessionmaker[Session], what: str, kind: str, perio
     )
 
 
-def _csv_stream(sessions: sessionmaker[Session], what: str, period: Period) -> Iterator[str]:
+def _csv_stream(sessions: sessionmaker[Session], build: TableBuilder) -> Iterator[str]:
     with sessions() as session:
-        headers, rows = EXPORTS[what](session, *period)
-        yield from _csv_chunks(headers, rows)
+        yield from _csv_chunks(*build(session))
 
 
 def _csv_chunks(headers: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:

@@ -128,8 +128,18 @@ class MemberFilter:
 PAGE_SIZE = 50
 
 
-def search_members(session: Session, flt: MemberFilter, page: int, now: datetime) -> tuple[list[Member], int]:
-    """A page of members (newest first) and the total count."""
+def member_filter(args: Any) -> MemberFilter:
+    """The filter from the member list's query string (?q=&tier=&activity=&birthday_month=)."""
+    return MemberFilter(
+        q=args.get("q", ""),
+        tier_id=args.get("tier", type=int),
+        activity=args.get("activity", ""),
+        birthday_month=args.get("birthday_month", type=int),
+    )
+
+
+def member_query(session: Session, flt: MemberFilter, now: datetime) -> Any:
+    """select(Member) narrowed by the filter: the member list, and the export of what it shows."""
     stmt = select(Member)
     if flt.q.strip():
         stmt = stmt.where(_matching(session, flt.q.strip()))
@@ -142,6 +152,12 @@ def search_members(session: Session, flt: MemberFilter, page: int, now: datetime
     if flt.activity in ("active", "inactive"):
         active = _active_since(now - timedelta(days=30))
         stmt = _with_zalo_user(stmt).where(active if flt.activity == "active" else ~active)
+    return stmt
+
+
+def search_members(session: Session, flt: MemberFilter, page: int, now: datetime) -> tuple[list[Member], int]:
+    """A page of members (newest first) and the total count."""
+    stmt = member_query(session, flt, now)
     total = _count(session, select(func.count()).select_from(stmt.subquery()))
     rows = session.scalars(stmt.order_by(Member.id.desc()).limit(PAGE_SIZE).offset((max(page, 1) - 1) * PAGE_SIZE))
     return list(rows), total

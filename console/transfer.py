@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import partial
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -10,8 +11,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.exports import export_response
+from console.exports import export_response, ledger_table, members_table
 from console.operations import audit
+from console.reports import member_filter
 from jobs.imports import enqueue_import
 from loyalty import format as fmt
 from loyalty.member_import import MAX_UPLOAD, ImportFileError, chunks, data_rows, plan_rows, preview, read_table
@@ -130,11 +132,17 @@ def export(what: str, kind: str) -> Response:
         counter_actor(),
         "export",
         utcnow(),
-        details={"what": what, "format": kind, "from": str(start), "to": str(end)},
+        details={"what": what, "format": kind, "from": str(start), "to": str(end), **request.args.to_dict()},
     )
     db.commit()
-    name = f"{what}-{end:%Y%m%d}" if what == "members" else f"ledger-{start:%Y%m%d}-{end:%Y%m%d}"
-    return export_response(services().sessions, what, kind, (tz, since, until), name)
+    if what == "members":
+        flt = member_filter(request.args)
+        build = partial(members_table, tz=tz, flt=flt, now=utcnow())
+        name = f"members-{end:%Y%m%d}"
+    else:
+        build = partial(ledger_table, tz=tz, since=since, until=until)
+        name = f"ledger-{start:%Y%m%d}-{end:%Y%m%d}"
+    return export_response(services().sessions, build, kind, name)
 
 
 def import_progress(job: MemberImport) -> dict[str, object]:

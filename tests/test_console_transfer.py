@@ -169,8 +169,13 @@ def test_export_members_and_ledger(app: Flask, session: Session, services, shop)
     empty = download(mkt, "/admin/export/ledger.csv?from=2020-01-01&to=2020-01-31").get_data(as_text=True)
     assert len(empty.strip().splitlines()) == 1  # the header only
     assert mkt.get("/admin/export/ledger.csv?from=hôm-qua").status_code == 400
+    create_member(session, now=now, name="Trần Minh", birthday=date(1988, 7, 1))
+    session.commit()
+    july = download(mkt, "/admin/export/members.csv?birthday_month=7").get_data(as_text=True)
+    assert "Trần Minh" in july and "Nguyễn Thị Lan" not in july  # the list as filtered on the page
+    assert "/admin/export/members.xlsx?birthday_month=7" in mkt.get("/admin/members?birthday_month=7").text
     actions = list(session.scalars(select(AuditLog.action)))
-    assert actions.count("export") == 3
+    assert actions.count("export") == 4
 
 
 def test_a_large_list_runs_in_chunks_with_progress(app: Flask, session: Session, shop, monkeypatch) -> None:
