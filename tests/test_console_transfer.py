@@ -208,3 +208,23 @@ def test_a_file_over_the_limit_is_refused_in_words(app: Flask, session: Session,
     mkt = login(app, "mkt")
     response = upload(mkt, "to.csv", b"x" * (16 * 1024 * 1024))
     assert response.status_code == 413 and "Tệp quá lớn (tối đa 15 MB)" in text_of(response)
+
+
+def test_import_job_on_real_redis_and_a_real_worker(settings, real_redis, session: Session, shop) -> None:
+    """The page's confirm goes through a real Redis queue; a second worker run finds nothing to do."""
+    from rq import SimpleWorker
+
+    from tichdiem.app import create_app
+
+    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
+    mkt = login(app, "mkt")
+    job_page = upload(mkt, "sinh-nhat.csv", BIRTHDAY_LIST.encode()).headers["Location"]
+    mkt.post(job_page + "/confirm", page=job_page)
+    queue = app.extensions["tichdiem"].queue
+    assert queue.count == 1
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    assert mkt.get(job_page + "/progress").json["status"] == "done"
+    assert session.scalar(select(func.count()).select_from(Member)) == 3
+    mkt.post(job_page + "/confirm", page=job_page)  # confirming a finished import queues nothing
+    assert queue.count == 0
+    app.extensions["tichdiem"].engine.dispose()
