@@ -16,7 +16,15 @@ from console.operations import audit
 from console.reports import member_filter
 from jobs.imports import enqueue_import
 from loyalty import format as fmt
-from loyalty.member_import import MAX_UPLOAD, ImportFileError, chunks, data_rows, plan_rows, preview, read_table
+from loyalty.member_import import (
+    MAX_UPLOAD,
+    SAMPLE,
+    ImportFileError,
+    data_rows,
+    plan_rows,
+    preview,
+    read_table,
+)
 from models import ImportStatus, MemberImport, Role, utcnow
 from tichdiem.extensions import get_queue, get_session, get_settings, services
 
@@ -29,6 +37,7 @@ IMPORT_LABELS = {
     ImportStatus.DONE: "Hoàn tất",
     ImportStatus.FAILED: "Lỗi",
 }
+SAMPLE_ROWS = 200  # enough to find the header and the first SAMPLE rows past blank lines
 ACTION_LABELS = {"create": "Thêm mới", "update": "Cập nhật", "same": "Không đổi", "error": "Lỗi"}
 
 
@@ -84,8 +93,9 @@ def show_import(import_id: int) -> str:
     job = db.get(MemberImport, import_id) or abort(404)
     sample = []
     if job.status == ImportStatus.PREVIEW:
-        columns, rows = data_rows(read_table(job.filename, job.content))
-        sample = plan_rows(db, columns, next(chunks(rows, 20), []), _today(), overwrite=job.overwrite)
+        # The first rows only: a 15 MB workbook is not parsed again for every view of its preview.
+        columns, rows = data_rows(read_table(job.filename, job.content, limit=SAMPLE_ROWS))
+        sample = plan_rows(db, columns, rows[:SAMPLE], _today(), overwrite=job.overwrite)
     return render_template(
         "console/import_show.html",
         job=job,

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 from openpyxl import load_workbook
@@ -82,14 +83,14 @@ class ImportCounts:
                     self.error_rows.append({"line": row.line, "message": row.message})
 
 
-def read_table(filename: str, content: bytes) -> list[list[Any]]:
-    """All rows of the first sheet (XLSX) or of the CSV, header included, as cell values."""
+def read_table(filename: str, content: bytes, limit: int | None = None) -> list[list[Any]]:
+    """The rows of the first sheet (XLSX) or of the CSV, header included, as cell values (the first `limit`)."""
     if not content:
         raise ImportFileError("Tệp trống.")
     if filename.lower().endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(content)
+        return _read_xlsx(content, limit)
     if filename.lower().endswith((".csv", ".txt")):
-        return _read_csv(content)
+        return _read_csv(content, limit)
     raise ImportFileError("Chỉ nhận tệp .csv hoặc .xlsx (Excel).")
 
 
@@ -241,7 +242,7 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _read_csv(content: bytes) -> list[list[Any]]:
+def _read_csv(content: bytes, limit: int | None) -> list[list[Any]]:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -251,16 +252,16 @@ def _read_csv(content: bytes) -> list[list[Any]]:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [list(row) for row in csv.reader(io.StringIO(text), dialect)]
+    return [list(row) for row in islice(csv.reader(io.StringIO(text), dialect), limit)]
 
 
-def _read_xlsx(content: bytes) -> list[list[Any]]:
+def _read_xlsx(content: bytes, limit: int | None) -> list[list[Any]]:
     try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
         raise ImportFileError("Không mở được tệp Excel. Hãy lưu lại dưới dạng .xlsx rồi tải lên.") from exc
     try:
         sheet = workbook.worksheets[0]
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
+        return [list(row) for row in islice(sheet.iter_rows(values_only=True), limit)]
     finally:
         workbook.close()
