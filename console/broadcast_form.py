@@ -58,7 +58,7 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
     joined_to = read_date(form, "joined_to", errors)
     send_at = _send_at(form, now, tz, errors)
     try:
-        tier_ids = tuple(int(t) for t in form.getlist("tier_ids")) if hasattr(form, "getlist") else ()
+        tier_ids = tuple(int(t) for t in form.getlist("tier_ids"))
     except ValueError:
         errors["tier_ids"], tier_ids = "Hạng không hợp lệ.", ()
     if errors:
@@ -73,7 +73,7 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         points_max=numbers["points_max"],
     )
     name = str(form.get("name", "")).strip()[:200] or f"Chiến dịch {now.astimezone(tz):%d/%m/%Y}"
-    chosen = [BUTTONS[k] for k in BUTTONS if k in form.getlist("buttons")] if hasattr(form, "getlist") else []
+    chosen = [BUTTONS[k] for k in BUTTONS if k in form.getlist("buttons")]
     picked = [{"title": b.title, "payload": b.payload} for b in chosen]
     return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on", picked), {}
 

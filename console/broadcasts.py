@@ -14,7 +14,7 @@ from console.operations import audit
 from jobs import broadcasts
 from jobs.automations import member_fields, personalize
 from loyalty import format as fmt
-from loyalty.segments import Segment, audience_query
+from loyalty.segments import Segment, audience_query, audience_size
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, utcnow
 from tichdiem.extensions import get_queue, get_session, get_settings
 
@@ -202,9 +202,8 @@ def describe_segment(segment: Segment) -> str:
 
 def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]:
     db = get_session()
-    query = audience_query(segment, now)
-    size = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    sample = list(db.scalars(select(Member).where(Member.id.in_(query.limit(PREVIEW_SAMPLE)))))
+    size = audience_size(db, segment, now)
+    sample = list(db.scalars(select(Member).where(Member.id.in_(audience_query(segment, now).limit(PREVIEW_SAMPLE)))))
     example = personalize(text, **member_fields(db, sample[0], shop)) if sample else None
     return {"size": size, "sample": sample, "example": example}
 

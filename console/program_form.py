@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from console.forms import read_int
 from loyalty.program import ProgramRules, Rate
 
 INT_FIELDS = {  # name: (label, minimum, maximum, optional)
@@ -49,20 +50,10 @@ def to_form(rules: ProgramRules) -> dict[str, Any]:
 def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, dict[str, str]]:
     """New rules from a submitted form, or None and {field: message} for each problem."""
     errors: dict[str, str] = {}
-    ints: dict[str, int | None] = {}
-    for name, (label, low, high, optional) in INT_FIELDS.items():
-        raw = str(form.get(name, "")).replace(".", "").strip()
-        if raw == "" and optional:
-            ints[name] = None
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            errors[name] = f"{label}: cần một số nguyên."
-            continue
-        if not low <= value <= high:
-            errors[name] = f"{label}: từ {low:,} đến {high:,}.".replace(",", ".")
-        ints[name] = value
+    ints = {
+        name: read_int(form, name, label, low, high, errors, optional=optional)
+        for name, (label, low, high, optional) in INT_FIELDS.items()
+    }
     kind = form.get("referral_bonus_kind", "fixed")
     if kind not in ("off", "fixed", "percent"):
         errors["referral_bonus_kind"] = "Kiểu thưởng giới thiệu không hợp lệ."

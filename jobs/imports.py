@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from jobs.context import current_context
 from loyalty.member_import import ImportCounts, ImportFileError, apply_rows, chunks, data_rows, plan_rows, read_table
-from models import ImportStatus, MemberImport, utcnow
+from models import ImportStatus, MemberImport, rows_updated, utcnow
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -24,12 +24,12 @@ IMPORT_RETRY = Retry(max=2, interval=[10, 60])
 
 def enqueue_import(session: Session, queue: Queue, import_id: int) -> bool:
     """Mark a previewed import queued (once: a double click does nothing) and start its job after commit."""
-    result = session.execute(
+    claimed = rows_updated(
+        session,
         update(MemberImport)
         .where(MemberImport.id == import_id, MemberImport.status == ImportStatus.PREVIEW)
-        .values(status=ImportStatus.QUEUED)
+        .values(status=ImportStatus.QUEUED),
     )
-    claimed = int(getattr(result, "rowcount", 0) or 0)
     session.commit()
     if claimed:
         queue.enqueue(run_import, import_id, job_id=f"import-{import_id}", job_timeout=3600, retry=IMPORT_RETRY)

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.proactive import Hold, Skip
-from models import OutboxMessage, OutboxStatus, insert_ignore, utcnow
+from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError
 
@@ -232,9 +232,9 @@ def mark_interrupted(session: Session, now: datetime | None = None) -> int:
     """Rows a dead worker left "sending" (older than STALE_CLAIM): Zalo may have them, so they become
     "unknown" and are reported, never re-sent. Called by the recovery cron and `tichdiem outbox drain`."""
     now = now or utcnow()
-    result = session.execute(
+    return rows_updated(
+        session,
         update(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_at < now - STALE_CLAIM)
-        .values(status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send (worker died); not sent again")
+        .values(status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send (worker died); not sent again"),
     )
-    return int(getattr(result, "rowcount", 0) or 0)

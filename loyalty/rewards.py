@@ -19,7 +19,7 @@ from loyalty.errors import (
     VoucherWrongMember,
 )
 from loyalty.members import lock_member
-from models import EntryKind, Member, Reward, Tier, Voucher, VoucherStatus, lock_row
+from models import EntryKind, Member, Reward, Tier, Voucher, VoucherStatus, lock_row, rows_updated
 
 
 @dataclass(frozen=True)
@@ -184,12 +184,12 @@ def cancel_voucher(session: Session, voucher_id: int, *, now: datetime, actor: l
 
 def expire_vouchers(session: Session, now: datetime) -> int:
     """Flip issued vouchers past their expiry to expired (the counter refuses them either way)."""
-    result = session.execute(
+    return rows_updated(
+        session,
         update(Voucher)
         .where(Voucher.status == VoucherStatus.ISSUED, Voucher.expires_at <= now)
-        .values(status=VoucherStatus.EXPIRED)
+        .values(status=VoucherStatus.EXPIRED),
     )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def unused_vouchers(session: Session, member_id: int, now: datetime) -> list[Voucher]:

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
-from models.base import Base, Model, insert_ignore, lock_row, utcnow
+from models.base import Base, Model, insert_ignore, lock_row, rows_updated, utcnow
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
 from models.events import EventStatus, WebhookEvent
 from models.loyalty import (
@@ -60,5 +60,6 @@ __all__ = [
     "ZaloUser",
     "insert_ignore",
     "lock_row",
+    "rows_updated",
     "utcnow",
 ]

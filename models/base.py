@@ -82,6 +82,12 @@ def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | Non
     return session.get(model, row_id, with_for_update=True, populate_existing=True)
 
 
+def rows_updated(session: Session, stmt: Any) -> int:
+    """Run an UPDATE and return how many rows it changed: how a conditional UPDATE says who won a race."""
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def insert_ignore(session: Session, model: type[Model], values: dict[str, Any], conflict: list[str]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new id, or None if it existed.
 
