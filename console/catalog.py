@@ -91,6 +91,8 @@ def reward(reward_id: int | None) -> str | Response:
     errors: dict[str, str] = {}
     if request.method == "POST":
         fields, errors = _reward_fields(request.form, tz)
+        if fields["min_tier_id"] is not None and db.get(Tier, fields["min_tier_id"]) is None:
+            errors["min_tier_id"] = "Hạng tối thiểu không tồn tại."
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
             target = existing or Reward(created_at=utcnow())

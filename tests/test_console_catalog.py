@@ -79,6 +79,14 @@ def test_add_and_edit_a_reward(app: Flask, session: Session, shop) -> None:
     html = text_of(bad)
     assert "Tên quà cần 1-200 ký tự." in html and "Số điểm đổi: từ 1 đến 10.000.000." in html
     assert "Ngày kết thúc phải sau ngày bắt đầu." in html
+    no_tier = text_of(
+        mkt.post(
+            "/admin/rewards/new",
+            dict(name="Trà", points_cost="10", validity_days="30", min_tier_id="999999"),
+            page="/admin/rewards/new",
+        )
+    )
+    assert "Hạng tối thiểu không tồn tại." in no_tier
     form = {
         "name": "Bánh mì",
         "points_cost": "30",
