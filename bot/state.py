@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import ConversationState, insert_ignore
+
+STEP_TOKEN = "step_token"
 
 
 def get_state(session: Session, user_id: str, now: datetime) -> ConversationState | None:
@@ -24,8 +27,13 @@ def get_state(session: Session, user_id: str, now: datetime) -> ConversationStat
 def set_state(
     session: Session, user_id: str, name: str, data: dict[str, Any], now: datetime, ttl: timedelta
 ) -> ConversationState:
-    """Start (or replace) the user's pending step."""
+    """Start (or replace) the user's pending step.
+
+    Each step gets an unguessable token in its data (`step_token`): the identity of this very question for
+    idempotency keys. The row id cannot serve: SQLite hands a deleted row's id to the next insert.
+    """
     clear_state(session, user_id)
+    data = {**data, STEP_TOKEN: secrets.token_urlsafe(16)}
     insert_ignore(
         session,
         ConversationState,
@@ -35,6 +43,12 @@ def set_state(
     state = session.scalar(select(ConversationState).where(ConversationState.user_id == user_id))
     assert state is not None
     return state
+
+
+def step_token(state: ConversationState) -> str | None:
+    """The question's own token, or None for a step stored before tokens existed."""
+    token = state.data.get(STEP_TOKEN)
+    return token if isinstance(token, str) and token else None
 
 
 def clear_state(session: Session, user_id: str) -> None:

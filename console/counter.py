@@ -16,6 +16,7 @@ from console.operations import (
     NotAllowed,
     can_self_reverse,
     earn_for_bill,
+    link_chat_user,
     new_claim,
     recent_earns,
     reverse_earn,
@@ -30,6 +31,7 @@ from loyalty import rewards
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
 from loyalty.errors import (
     InvalidAmount,
+    LinkRefused,
     LoyaltyError,
     MemberBlocked,
     VoucherCancelled,
@@ -38,6 +40,7 @@ from loyalty.errors import (
     VoucherUsed,
     VoucherWrongMember,
 )
+from loyalty.linking import requests_for_member
 from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
@@ -46,6 +49,12 @@ from tichdiem.extensions import get_queue, get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
 BAD_AMOUNT = "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k."
+
+LINK_ERRORS = {
+    "wrong_code": "Mã xác nhận không đúng. Nhờ khách mở lại tin nhắn của quán trong Zalo và đọc lại mã.",
+    "no_request": "Không có yêu cầu liên kết nào đang chờ (hết hạn hoặc đã hủy). Nhờ khách nhắn lại số điện thoại.",
+    "taken": "Thẻ này hoặc Zalo của khách đã được liên kết rồi.",
+}
 
 VOUCHER_ERRORS = {
     VoucherNotFound: "Không tìm thấy voucher này. Kiểm tra lại mã.",
@@ -88,6 +97,7 @@ def member(member_id: int) -> str:
         member=found,
         tier=tier,
         vouchers=vouchers,
+        link_requests=requests_for_member(db, found.id, _now()),
         fmt=fmt,
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
@@ -126,6 +136,31 @@ def earn(member_id: int) -> Response:
         flash(f"+{fmt.points(result.points)} điểm — số dư {fmt.points(result.balance)} điểm.", "success")
     else:
         flash("Hóa đơn chưa đủ điều kiện tích điểm (dưới mức tối thiểu hoặc đã đạt giới hạn).", "info")
+    return redirect(url_for("counter.member", member_id=member_id))
+
+
+@bp.post("/members/<int:member_id>/link")
+@login_required(Role.CASHIER)
+def link_zalo(member_id: int) -> Response:
+    """Link the chat user who showed the code from their Zalo chat to this member (checked by the cashier)."""
+    db = get_session()
+    db.get(Member, member_id) or abort(404)
+    try:
+        outcome = link_chat_user(
+            db,
+            member_id,
+            request.form.get("code", "")[:20],
+            by=counter_actor(),
+            now=_now(),
+            shop_name=get_settings().shop_name,
+        )
+    except LinkRefused as exc:
+        db.commit()  # keep the count of wrong codes
+        flash(LINK_ERRORS.get(exc.reason, "Không liên kết được."), "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    db.commit()
+    enqueue_delivery(get_queue(), outcome.outbox_ids)
+    flash("Đã liên kết Zalo của khách với thẻ thành viên. ✔", "success")
     return redirect(url_for("counter.member", member_id=member_id))
 
 

@@ -15,14 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.replies import render
-from jobs.outbox import queue_messages
+from jobs.outbox import OutboxItem, queue_messages
 from loyalty import earning, ledger, rewards
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
 from loyalty.errors import LoyaltyError
+from loyalty.linking import confirm_link
 from loyalty.program import ProgramRules
-from models import AuditLog, Claim, EntryKind, LedgerEntry, Member, Reward, Voucher
+from models import AuditLog, Claim, EntryKind, LedgerEntry, Member, Reward, Tier, Voucher
 from zalo.messages import text_message
 
 SELF_REVERSAL_WINDOW = timedelta(minutes=15)
@@ -167,6 +168,28 @@ def use_voucher(
         time=now.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
     )
     return Outcome(voucher, _notify(session, voucher.member_id, f"voucher-used:{voucher.id}", text))
+
+
+def link_chat_user(
+    session: Session, member_id: int, code: str, *, by: CounterActor, now: datetime, shop_name: str
+) -> Outcome:
+    """The cashier checked the person and typed the code from their chat: link, audit, welcome them in the chat."""
+    request = confirm_link(session, member_id=member_id, code=code, by=by.actor, now=now)
+    member = session.get(Member, member_id)
+    assert member is not None
+    audit(session, by, "link_zalo", now, member_id=member_id, details={"zalo_user_id": request.zalo_user_id})
+    tier = session.get(Tier, member.tier_id) if member.tier_id else None
+    text = render(
+        "linked",
+        name=member.name or request.name or "bạn",
+        shop_name=shop_name,
+        points=fmt.points(member.points_balance),
+        tier=tier.name if tier else "Thành viên",
+    )
+    caption = render("card_caption", name=member.name or "bạn")
+    messages: list[OutboxItem] = [text_message(text), ("member_card", {"member_id": member.id, "caption": caption})]
+    ids = queue_messages(session, key=f"link:{request.id}", user_id=request.zalo_user_id, messages=messages)
+    return Outcome(request, ids)
 
 
 def new_claim(

@@ -105,3 +105,23 @@ class ClaimExpired(ClaimError):
 
 class ClaimUsed(ClaimError):
     code = "claim_used"
+
+
+class PhoneNeedsProof(LoyaltyError):
+    """The phone is a member's who has no Zalo account yet: a chat user must prove it is theirs first."""
+
+    code = "phone_needs_proof"
+
+    def __init__(self, member_id: int) -> None:
+        super().__init__(str(member_id))
+        self.member_id = member_id
+
+
+class LinkRefused(LoyaltyError):
+    """reason: no_request | wrong_code | expired | taken | locked"""
+
+    code = "link_refused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

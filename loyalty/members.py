@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
-from loyalty.errors import MemberBlocked, MemberNotFound, PhoneTaken
+from loyalty.errors import MemberBlocked, MemberNotFound, PhoneNeedsProof, PhoneTaken
 from loyalty.tiers import lowest_tier
 from models import Member, MemberStatus, lock_row
 
@@ -95,7 +95,7 @@ def _code_taken(session: Session, code: str) -> bool:
 @dataclass(frozen=True)
 class Registration:
     member: Member
-    outcome: str  # created | linked | updated
+    outcome: str  # created | updated
 
 
 def register_zalo_user(
@@ -107,24 +107,24 @@ def register_zalo_user(
     phone: str | None = None,
     birthday: date | None = None,
 ) -> Registration:
-    """Create or update the member of a Zalo user; a member the shop imported with this phone is linked.
+    """Create or update the member of a Zalo user.
 
-    Empty values never overwrite saved ones. Raises PhoneTaken if the phone is another Zalo user's.
+    Empty values never overwrite saved ones. Raises PhoneTaken if the phone is another Zalo user's, and
+    PhoneNeedsProof if it is a member's without a Zalo account (imported, made at the counter): typing a
+    phone proves nothing, so linking that member waits for the counter (loyalty.linking).
     """
     member = find_by_zalo_user(session, zalo_user_id)
     owner = find_by_phone(session, phone) if phone else None
     if owner is not None and owner.zalo_user_id not in (None, zalo_user_id):
         raise PhoneTaken(phone or "")
-    outcome = "updated"
     if member is None and owner is not None:
-        member, outcome = owner, "linked"  # imported earlier (CSV, counter): same person, same balance
-        member.zalo_user_id = zalo_user_id
-    elif member is None:
+        raise PhoneNeedsProof(owner.id)
+    if member is None:
         member = create_member(
             session, now=now, name=name, phone=phone, birthday=birthday, zalo_user_id=zalo_user_id, source="zalo"
         )
         return Registration(member, "created")
-    elif owner is not None and owner.id != member.id:
+    if owner is not None and owner.id != member.id:
         raise PhoneTaken(phone or "")
     if name:
         member.name = name
@@ -133,4 +133,4 @@ def register_zalo_user(
     if birthday:
         member.birthday = birthday
     session.flush()
-    return Registration(member, outcome)
+    return Registration(member, "updated")

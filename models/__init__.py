@@ -21,7 +21,7 @@ from models.loyalty import (
 )
 from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
-from models.zalo import ConversationState, MediaUpload, OaToken, ZaloUser
+from models.zalo import ConversationState, LinkRequest, LinkStatus, MediaUpload, OaToken, ZaloUser
 
 __all__ = [
     "ActorType",
@@ -37,6 +37,8 @@ __all__ = [
     "Staff",
     "ConversationState",
     "MediaUpload",
+    "LinkRequest",
+    "LinkStatus",
     "EntryKind",
     "LedgerEntry",
     "LotDraw",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Model, utcnow
+from models.base import BigId, Model, utcnow
 
 
 class ZaloUser(Model):
@@ -45,6 +46,34 @@ class ConversationState(Model):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinkStatus(enum.StrEnum):
+    PENDING = "pending"
+    LINKED = "linked"
+    CANCELLED = "cancelled"  # too many wrong codes, or replaced by a newer request
+
+
+class LinkRequest(Model):
+    """A chat user's claim to a member who has no Zalo account yet (imported, or made at the counter).
+
+    A phone typed or shared in the chat is a claim, not a proof: the member is linked only when a cashier
+    checks the person at the counter and types the code the chat showed them.
+    """
+
+    __tablename__ = "link_requests"
+
+    zalo_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"), index=True)
+    code: Mapped[str] = mapped_column(String(12))  # shown in the chat, typed by the cashier
+    name: Mapped[str] = mapped_column(String(200), default="")  # what the chat user gave; never overwrites
+    birthday: Mapped[date | None]  # fills the member's birthday at linking only if the shop had none
+    status: Mapped[str] = mapped_column(String(16), default=LinkStatus.PENDING)
+    wrong_codes: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(64))  # "staff:3"
 
 
 class MediaUpload(Model):

@@ -1,5 +1,7 @@
 """The local Zalo emulator: the real client and the real webhook, over HTTP, with Zalo's errors on demand."""
 
+import re
+
 import requests
 from flask import Flask
 from sqlalchemy import select
@@ -19,9 +21,24 @@ def test_follow_register_card_and_points_over_http(demo: Demo) -> None:
     assert welcome["text"].startswith("Chào mừng bạn đến với Cà phê Demo!")
     assert info_card["kind"] == "request_user_info" and info_card["title"] == "Thẻ thành viên Cà phê Demo"
     demo.act(user, "share_info")
-    linked, card = demo.replies(user)[2:]
-    # The demo shop imported Nguyễn Thu Hà with this phone: the Zalo user is linked, her points kept.
-    assert linked["text"].startswith("Chào Nguyễn Thu Hà! Mình đã tìm thấy thẻ thành viên của bạn")
+    (pending,) = demo.replies(user)[2:]
+    # The demo shop imported Nguyễn Thu Hà with this phone: the chat shows a code for the counter, and the
+    # cashier links her (points kept) after checking it.
+    code = re.search(r"mã xác nhận (\d{6})", pending["text"])[1]  # type: ignore[index]
+    cashier = requests.Session()
+    login_page = cashier.get(f"{demo.base}/login", timeout=5).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login_page)[1]  # type: ignore[index]
+    cashier.post(
+        f"{demo.base}/login", data={"username": "thungan", "password": "demo1234", "csrf_token": token}, timeout=5
+    )
+    with session_of(demo) as s:
+        member_id = s.scalars(select(Member.id).where(Member.phone == "84987654321")).one()
+    page = cashier.get(f"{demo.base}/counter/members/{member_id}", timeout=5).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+    cashier.post(f"{demo.base}/counter/members/{member_id}/link", data={"code": code, "csrf_token": token}, timeout=5)
+    demo.pump()
+    linked, card = demo.replies(user)[3:]
+    assert linked["text"].startswith("Chào Nguyễn Thu Hà! Thu ngân đã xác nhận")
     assert card["kind"] == "image"
     image = requests.get(f"{demo.base}{card['image']}", timeout=5)
     assert image.headers["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")

@@ -8,7 +8,7 @@ from bot import buttons
 from bot.handlers.membership import members_only, tier_name
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
-from bot.state import clear_state, set_state
+from bot.state import clear_state, set_state, step_token
 from bot.text import fold
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
@@ -159,13 +159,15 @@ def on_confirm_step(ctx: Context) -> list[Reply] | None:
     if answer not in {fold(w) for w in YES}:
         clear_state(ctx.session, user.user_id)
         return None  # a new command: answer it normally
-    # The key is the pending question: a retried job or a second tap on CÓ cannot redeem twice.
-    key = f"chat-redeem:{user.user_id}:{state.id}"
+    # The key is the pending question's token: a retried job or a second tap on CÓ cannot redeem twice,
+    # and the next question (even in a reused row) has a new one.
+    token = step_token(state)
     reward_id = int(state.data["reward_id"])
     clear_state(ctx.session, user.user_id)
     member = ctx.member
-    if member is None:
+    if member is None or token is None:
         return [reply("nothing_pending")]
+    key = f"chat-redeem:{user.user_id}:{token}"
     reward = ctx.session.get(Reward, reward_id)
     try:
         result = rewards.redeem(ctx.session, member.id, reward_id, key=key, now=ctx.now)

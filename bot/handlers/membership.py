@@ -12,7 +12,8 @@ from bot.router import Bot, Context, Handler
 from loyalty import format as fmt
 from loyalty.cards import rotate_card
 from loyalty.codes import ALPHABET, REFERRAL_CODE_LENGTH, normalize_code
-from loyalty.errors import PhoneTaken, ReferralRefused
+from loyalty.errors import PhoneNeedsProof, PhoneTaken, ReferralRefused
+from loyalty.linking import cancel_requests, pending_request, request_link
 from loyalty.members import find_by_code, register_zalo_user
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.referrals import link_referral
@@ -45,13 +46,34 @@ def members_only(handler: Handler) -> Handler:
 
     def wrapped(ctx: Context) -> list[Reply]:
         if ctx.member is None:
-            return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+            return unregistered(ctx)
         if ctx.member.status == MemberStatus.BLOCKED:
             return [reply("blocked")]
         return handler(ctx)
 
     wrapped.__name__ = handler.__name__
     return wrapped
+
+
+def unregistered(ctx: Context) -> list[Reply]:
+    """What a chat user who is not a member gets instead: the pending link code, or the way to register."""
+    if ctx.user is not None and pending_request(ctx.session, ctx.user.user_id, ctx.now) is not None:
+        return [link_pending_reply(ctx)]
+    return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+
+
+def link_pending_reply(ctx: Context) -> Reply:
+    assert ctx.user is not None
+    request = pending_request(ctx.session, ctx.user.user_id, ctx.now)
+    assert request is not None
+    member = ctx.session.get(Member, request.member_id)
+    return reply(
+        "link_pending",
+        phone=display_phone(member.phone or "") if member else "",
+        shop_name=ctx.config.shop_name,
+        code=request.code,
+        expires=fmt.day(request.expires_at, ctx.config.tz),
+    )
 
 
 def info_request(ctx: Context) -> Reply:
@@ -127,21 +149,14 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
         )
     except PhoneTaken:
         return [reply("phone_taken", phone=display_phone(phone or ""))]
+    except PhoneNeedsProof as claim:
+        user_id, member_id = ctx.user.user_id, claim.member_id
+        request_link(ctx.session, zalo_user_id=user_id, member_id=member_id, name=name, birthday=birthday, now=ctx.now)
+        return [link_pending_reply(ctx)]
     ctx.forget_member()
     member = registration.member
+    cancel_requests(ctx.session, ctx.user.user_id, ctx.now)
     replies = _apply_pending_referral(ctx, member)
-    if registration.outcome == "linked":
-        return [
-            reply(
-                "linked",
-                shop_name=ctx.config.shop_name,
-                name=member.name or "bạn",
-                points=fmt.points(member.points_balance),
-                tier=tier_name(ctx, member),
-            ),
-            *replies,
-            card_reply(ctx, member),
-        ]
     if was_member:
         saved = [w for w, value in (("tên", name), ("số điện thoại", phone), ("ngày sinh", birthday)) if value]
         return [reply("info_updated", what=", ".join(saved) or "không có gì mới"), *replies]
@@ -184,7 +199,7 @@ def on_birthday(ctx: Context) -> list[Reply]:
     except BadInput as exc:
         return [reply("birthday_invalid", reason=str(exc), text=ctx.args.strip()[:30] or "(trống)")]
     if ctx.member is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+        return unregistered(ctx)
     ctx.member.birthday = born
     return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.config.shop_name)]
 
@@ -194,7 +209,7 @@ def on_name(ctx: Context) -> list[Reply]:
     if not name or len(name) > MAX_NAME:
         return [reply("name_invalid")]
     if ctx.member is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+        return unregistered(ctx)
     ctx.member.name = name
     return [reply("name_saved", name=name)]
 
