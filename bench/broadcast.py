@@ -100,6 +100,7 @@ def main() -> None:
             "DATABASE_URL": url,
             "REDIS_URL": REDIS_URL,
             "ZALO_APP_ID": "bench",
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
             "ZALO_APP_SECRET": "s",
             "ZALO_OA_SECRET_KEY": "s",
             "ZALO_ACCESS_TOKEN": "t",

@@ -47,7 +47,7 @@ def main() -> None:
             "ZALO_ACCESS_TOKEN": "t",
             "ZALO_REFRESH_TOKEN": "r",
             "ZALO_OPENAPI_URL": zalo.url,
-            "SECRET_KEY": "b",
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
         }
         server = gunicorn("tichdiem:create_app()", 5183, 2, env)
         workers = [

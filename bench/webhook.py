@@ -104,7 +104,7 @@ def main() -> None:
             "ZALO_ACCESS_TOKEN": "t",
             "ZALO_REFRESH_TOKEN": "r",
             "ZALO_OPENAPI_URL": zalo.url,
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
         }
         bare = measure("bench.bare_app:app", 5181, args, env, bodies)
         ours = measure("tichdiem:create_app()", 5182, args, env, bodies)

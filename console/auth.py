@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from console.operations import CounterActor
-from console.staff import StaffError, authenticate
-from console.throttle import login_failures
+from console.staff import StaffError, authenticate, end_sessions
+from console.throttle import account_guesses, login_failures
 from models import Role, Staff, utcnow
 from tichdiem.extensions import get_session, services
 
@@ -28,32 +29,52 @@ def login_form() -> str:
 @bp.post("/login")
 def login() -> str | WerkzeugResponse:
     db = get_session()
-    throttle, ip = login_failures(services().redis), request.remote_addr or "?"
-    if throttle.blocked(ip):
+    username = request.form.get("username", "").strip().lower()[:80]
+    ip = request.remote_addr or "?"
+    per_ip, per_account = login_failures(services().redis), account_guesses(services().redis)
+    if per_ip.blocked(ip) or per_account.blocked(f"{username}|{ip}"):
         flash("Quá nhiều lần đăng nhập sai từ máy này. Vui lòng thử lại sau 15 phút.", "error")
-        return render_template("console/login.html"), 429  # type: ignore[return-value]
+        return render_template("console/login.html", username=username), 429  # type: ignore[return-value]
     try:
-        staff = authenticate(db, request.form.get("username", ""), request.form.get("password", ""), utcnow())
+        staff = authenticate(db, username, request.form.get("password", ""), utcnow())
     except StaffError as exc:
         db.commit()  # keep the failed-attempt count
-        throttle.failed(ip)
+        per_ip.failed(ip)
+        per_account.failed(f"{username}|{ip}")
         flash(str(exc), "error")
-        return render_template("console/login.html", username=request.form.get("username", "")), 401  # type: ignore[return-value]
+        return render_template("console/login.html", username=username), 401  # type: ignore[return-value]
     db.commit()
     session.clear()
     session["staff_id"] = staff.id
+    session["sv"] = staff.session_version
     session.permanent = True
-    next_url = request.args.get("next", "")
-    if next_url.startswith("/") and not next_url.startswith("//"):
-        return redirect(next_url)
-    return redirect(url_for(HOME_BY_ROLE.get(Role(staff.role), "auth.welcome")))
+    home = url_for(HOME_BY_ROLE.get(Role(staff.role), "auth.welcome"))
+    return redirect(_safe_next(request.args.get("next", "")) or home)
 
 
 @bp.post("/logout")
 def logout() -> WerkzeugResponse:
+    staff = load_staff()
+    if staff is not None:
+        end_sessions(staff)  # a copied cookie dies with the one in this browser
+        get_session().commit()
     session.clear()
     flash("Đã đăng xuất.", "info")
     return redirect(url_for("auth.login_form"))
+
+
+def _safe_next(target: str) -> str | None:
+    """A path on this site to go back to after login, or None: never another host.
+
+    Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so "/%09/evil.com" (a tab)
+    and "/%5C/evil.com" (a backslash) lead off-site although they start with one "/".
+    """
+    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 @bp.get("/")
@@ -65,10 +86,12 @@ def welcome() -> str | WerkzeugResponse:
 
 
 def load_staff() -> Staff | None:
+    """The logged-in staff member, or None: unknown, locked, or a session ended by logout or a new password."""
     if "staff" not in g:
         staff_id = session.get("staff_id")
-        staff = get_session().get(Staff, staff_id) if staff_id else None
-        g.staff = staff if staff is not None and staff.is_active else None
+        staff = get_session().get(Staff, staff_id) if isinstance(staff_id, int) else None
+        current = staff is not None and staff.is_active and session.get("sv") == staff.session_version
+        g.staff = staff if current else None
     result: Staff | None = g.staff
     return result
 

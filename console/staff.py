@@ -1,4 +1,4 @@
-"""Staff accounts and POS API keys: creation, password checks with lock-out, key verification. No Flask."""
+"""Staff accounts and POS API keys: creation, password checks, ending sessions, key verification. No Flask."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,9 +15,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from models import ApiKey, Role, Staff
 
 MIN_PASSWORD = 8
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 API_KEY_PREFIX = 8
+WRONG_LOGIN = "Sai tên đăng nhập hoặc mật khẩu."
+_DUMMY_HASH = generate_password_hash("not-a-password")
 
 
 class StaffError(ValueError):
@@ -49,20 +49,25 @@ def create_staff(
 
 
 def authenticate(session: Session, username: str, password: str, now: datetime) -> Staff:
-    """The staff member, or StaffError. Five wrong passwords lock the account for 15 minutes."""
+    """The staff member, or StaffError with one message for every refusal (unknown, locked, wrong password).
+
+    Wrong passwords never lock the account: a stranger who knows the owner's username could then keep the
+    owner out. Guessing is throttled per client instead (console.throttle), which the view checks first.
+    """
     staff = session.scalar(select(Staff).where(Staff.username == username.strip().lower()))
     if staff is None or not staff.is_active:
-        check_password_hash(generate_password_hash("x"), password)  # same time as a real check
-        raise StaffError("Sai tên đăng nhập hoặc mật khẩu.")
-    if staff.locked_until is not None and staff.locked_until > now:
-        raise StaffError("Tài khoản tạm khóa do nhập sai mật khẩu nhiều lần. Vui lòng thử lại sau 15 phút.")
+        check_password_hash(_DUMMY_HASH, password)  # same time as a real check
+        raise StaffError(WRONG_LOGIN)
     if not check_password_hash(staff.password_hash, password):
-        staff.failed_logins += 1
-        if staff.failed_logins >= MAX_FAILED_LOGINS:
-            staff.locked_until, staff.failed_logins = now + LOCKOUT, 0
-        raise StaffError("Sai tên đăng nhập hoặc mật khẩu.")
+        staff.failed_logins += 1  # shown to the owner; never a lock
+        raise StaffError(WRONG_LOGIN)
     staff.failed_logins, staff.locked_until, staff.last_login_at = 0, None, now
     return staff
+
+
+def end_sessions(staff: Staff) -> None:
+    """Every session cookie of this staff member stops working (logout, new password, locked)."""
+    staff.session_version += 1
 
 
 @dataclass(frozen=True)

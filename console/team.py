@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
 from console.operations import audit
-from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff
+from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions
 from models import ApiKey, AuditLog, Member, Role, Staff, Store, utcnow
 from tichdiem.extensions import get_session, get_settings
 
@@ -94,12 +94,17 @@ def update_staff(staff_id: int) -> Response:
         return redirect(url_for("team.staff"))
     if "active" in request.form:
         person.is_active = change["active"] = request.form["active"] == "1"
+        if not person.is_active:
+            end_sessions(person)
     password = request.form.get("password", "")
     if password:
         if len(password) < MIN_PASSWORD:
             flash(f"Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự.", "error")
             return redirect(url_for("team.staff"))
         person.password_hash, person.failed_logins, person.locked_until = generate_password_hash(password), 0, None
+        end_sessions(person)
+        if person.id == by.staff_id:
+            session["sv"] = person.session_version  # the owner's own browser stays in; every other copy is out
         change["password"] = "changed"
     audit(db, by, "staff_update", utcnow(), details={"username": person.username, **change})
     db.commit()

@@ -41,5 +41,14 @@ def voucher_guesses(redis: Redis) -> Throttle:
 
 
 def login_failures(redis: Redis) -> Throttle:
-    """20 failed logins in 15 minutes per client IP (besides the per-account lock-out)."""
+    """20 failed logins in 15 minutes per client IP, whatever the usernames."""
     return Throttle(redis, "login", limit=20, window_seconds=900)
+
+
+def account_guesses(redis: Redis) -> Throttle:
+    """5 wrong passwords for one username from one client IP in 15 minutes.
+
+    Per client, not per account: a stranger guessing the owner's password is stopped, and the owner at the
+    shop's own machine can still log in.
+    """
+    return Throttle(redis, "login-account", limit=5, window_seconds=900)

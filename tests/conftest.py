@@ -34,7 +34,7 @@ TEST_SETTINGS = Settings(
     zalo_access_token="AT-initial",
     zalo_refresh_token="RT-initial",
     shop_name="Cà phê Sữa Đá",
-    secret_key="test-secret",
+    secret_key="test-secret-key-of-at-least-32-characters",
 )
 
 

@@ -88,6 +88,7 @@ def test_worker_killed_while_replying(settings, real_redis, session: Session) ->
             DATABASE_URL=settings.database_url,
             REDIS_URL=REDIS_TEST_URL,
             ZALO_APP_ID=settings.zalo_app_id,
+            SECRET_KEY=settings.secret_key,
             ZALO_OA_SECRET_KEY=settings.zalo_oa_secret_key,
             ZALO_APP_SECRET=settings.zalo_app_secret,
             ZALO_ACCESS_TOKEN="AT",

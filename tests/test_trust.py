@@ -164,3 +164,150 @@ def test_a_new_phone_still_registers_at_once(app: Flask, zalo: ZaloFake, session
     (answer, _card) = chat.say("sđt 0912345678")  # "not my number": a new phone registers a new card
     assert answer["text"].startswith("Đăng ký thành công!")
     assert _member(session).phone == "84912345678"
+
+
+# --- the server refuses to start with a guessable SECRET_KEY ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["dev-only-secret-change-me", "short-but-not-default"])
+def test_app_refuses_a_guessable_secret_key(key: str) -> None:
+    from tests.conftest import TEST_SETTINGS
+    from tichdiem.app import create_app
+    from tichdiem.config import InsecureSettings
+
+    with pytest.raises(InsecureSettings, match="SECRET_KEY"):
+        create_app(TEST_SETTINGS.with_overrides(secret_key=key))
+    with pytest.raises(InsecureSettings, match="SECRET_KEY"):  # no Zalo, no emulator: still production
+        create_app(TEST_SETTINGS.with_overrides(secret_key=key, zalo_app_id=""))
+
+
+def test_worker_command_exits_non_zero_naming_secret_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "SECRET_KEY", "DATABASE_URL"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL="redis://127.0.0.1:1/0", ZALO_APP_ID="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "tichdiem", "worker", "--burst"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "SECRET_KEY is the development default" in done.stderr
+
+
+def test_the_demo_needs_no_secret_key() -> None:
+    from tests.conftest import TEST_SETTINGS
+    from tichdiem.demo import demo_settings
+
+    demo_settings(TEST_SETTINGS.with_overrides(secret_key="dev-only-secret-change-me"), "http://x").check_secure()
+
+
+# --- sessions, cookies, headers, redirects, proxies --------------------------------------------------------
+
+
+def _owner_and_cashier(app: Flask):  # type: ignore[no-untyped-def]
+    return login(app, "chu"), login(app, "thu-ngan")
+
+
+def test_logout_ends_every_session_of_that_staff_member(app: Flask, shop) -> None:
+    laptop, phone = login(app, "thu-ngan"), login(app, "thu-ngan")
+    copied = app.test_client()  # a stolen cookie
+    copied.set_cookie("session", laptop.client.get_cookie("session").value)
+    assert copied.get("/counter/").status_code == 200
+    laptop.post("/logout", page="/counter/")
+    for client in (phone.client, copied):
+        response = client.get("/counter/")
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("change", [{"password": "mat-khau-moi-456"}, {"active": "0"}])
+def test_new_password_or_lock_ends_the_staff_members_sessions(app: Flask, session: Session, shop, change) -> None:
+    from models import Staff
+
+    owner, cashier = _owner_and_cashier(app)
+    cashier_id = session.scalars(select(Staff.id).where(Staff.username == "thu-ngan")).one()
+    assert owner.post(f"/admin/staff/{cashier_id}", change, page="/admin/staff").status_code == 302
+    assert cashier.get("/counter/").status_code == 302
+    assert owner.get("/counter/").status_code == 200  # the owner who made the change stays in
+
+
+def test_owner_changing_own_password_stays_logged_in_here_only(app: Flask, session: Session, shop) -> None:
+    from models import Staff
+
+    here, elsewhere = login(app, "chu"), login(app, "chu")
+    owner_id = session.scalars(select(Staff.id).where(Staff.username == "chu")).one()
+    here.post(f"/admin/staff/{owner_id}", {"password": "mat-khau-moi-456"}, page="/admin/staff")
+    assert here.get("/admin/").status_code == 200
+    assert elsewhere.get("/admin/").status_code == 302
+
+
+def test_session_cookie_flags_and_lifetime(app: Flask, shop) -> None:
+    response = login(app, "chu").login("chu")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # http://127.0.0.1
+    assert app.permanent_session_lifetime.total_seconds() == 12 * 3600
+    assert app.config["SESSION_REFRESH_EACH_REQUEST"]
+
+
+def test_session_cookie_is_secure_behind_https(settings, zalo) -> None:  # type: ignore[no-untyped-def]
+    from tichdiem.app import create_app
+
+    app = create_app(settings.with_overrides(public_url="https://tiem.example.vn"), config={"TESTING": True})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize("path", ["/login", "/counter/", "/admin/", "/healthz", "/c/ABCDEFGH"])
+def test_security_headers_on_every_page(app: Flask, shop, path: str) -> None:
+    headers = app.test_client().get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+    assert headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
+@pytest.mark.parametrize(
+    "target", ["/%09/evil.com", "//evil.com", "/\\evil.com", "https://evil.com", "/%0d/evil.com", "evil.com", "/%5C/x"]
+)
+def test_login_never_redirects_off_site(app: Flask, shop, target: str) -> None:
+    console = login(app, "chu")
+    response = console.client.post(
+        f"/login?next={target}", data={"username": "chu", "password": "mat-khau-123", "csrf_token": console.csrf()}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def test_login_goes_back_to_a_same_site_path(app: Flask, shop) -> None:
+    console = login(app, "chu")
+    response = console.client.post(
+        "/login?next=/admin/members?q=Lan",
+        data={"username": "chu", "password": "mat-khau-123", "csrf_token": console.csrf()},
+    )
+    assert response.headers["Location"] == "/admin/members?q=Lan"
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(settings, zalo, session: Session, shop) -> None:  # type: ignore[no-untyped-def]
+    from tichdiem.app import create_app
+
+    def guesses_until_throttled(app: Flask, forwarded: str) -> int:
+        client = app.test_client()
+        for attempt in range(1, 30):
+            headers = {"X-Forwarded-For": f"198.51.100.{attempt}" if forwarded == "rotating" else forwarded}
+            token = _login_csrf(client)
+            response = client.post(
+                "/login", data={"username": f"x{attempt}", "password": "y", "csrf_token": token}, headers=headers
+            )
+            if response.status_code == 429:
+                return attempt
+        return 0
+
+    direct = create_app(settings, config={"TESTING": True})
+    assert guesses_until_throttled(direct, "rotating") == 21  # a forged header changes nothing: one client
+    proxied = create_app(settings.with_overrides(trusted_proxies=1), config={"TESTING": True})
+    assert guesses_until_throttled(proxied, "rotating") == 0  # behind our proxy: each real client counted alone
+    assert guesses_until_throttled(proxied, "203.0.113.7") == 21
+
+
+def _login_csrf(client) -> str:  # type: ignore[no-untyped-def]
+    import re
+
+    html = client.get("/login").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html)[1]  # type: ignore[index]

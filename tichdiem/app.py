@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import BotConfig, build_bot
 from jobs.cards import CardPublisher
 from jobs.context import JobContext, install_context
 from jobs.proactive import ProactiveSender
 from tichdiem.cli import register_cli
-from tichdiem.config import DEV_SECRET_KEY, PROJECT_ROOT, Settings, load_settings
+from tichdiem.config import PROJECT_ROOT, Settings, load_settings
 from tichdiem.db import make_engine, make_session_factory
 from tichdiem.extensions import EXTENSION_KEY, Services, close_session
 from tichdiem.queue import make_queue, make_redis
@@ -24,22 +26,43 @@ from zalo.client import ZaloClient
 from zalo.tokens import DatabaseTokenStore, TokenPair
 
 log = logging.getLogger(__name__)
+SESSION_LIFETIME = timedelta(hours=12)
 
 
-def create_app(settings: Settings | None = None, config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `settings` defaults to the environment; `config` overrides Flask config (tests)."""
+def create_app(
+    settings: Settings | None = None, config: Mapping[str, Any] | None = None, *, check_secure: bool = True
+) -> Flask:
+    """Build the app. `settings` defaults to the environment; `config` overrides Flask config (tests).
+
+    Raises InsecureSettings (with what to set) unless the settings are safe to serve: only the CLI builds an
+    app without the check, and its serving commands check before they start.
+    """
     settings = settings or load_settings()
+    if check_secure:
+        settings.check_secure()
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
         instance_path=str(PROJECT_ROOT / "instance"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    app.config.from_mapping(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        # A counter PC stays logged in through a shift; every request slides the 12 hours on.
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+    )
     if config:
         app.config.from_mapping(config)
-    if settings.secret_key == DEV_SECRET_KEY and not app.testing:
-        log.warning("SECRET_KEY is the development default: set SECRET_KEY before going live")
+    if settings.trusted_proxies:
+        # Only as many X-Forwarded-* hops as there are proxies of ours: a client cannot pick its own address.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    app.after_request(_security_headers)
 
     services = build_services(settings)
     app.extensions[EXTENSION_KEY] = services
@@ -48,6 +71,22 @@ def create_app(settings: Settings | None = None, config: Mapping[str, Any] | Non
     _register_blueprints(app)
     register_cli(app)
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    """On every answer: no MIME sniffing, no full URLs (claim codes, next=) leaked to other sites, and no
+    framing by other sites (clickjacking the counter's buttons). The demo frames its own pages side by side."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    frame = "'self'" if _settings().emulator else "'none'"
+    response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {frame}")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN" if _settings().emulator else "DENY")
+    return response
+
+
+def _settings() -> Settings:
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    return services.settings
 
 
 def build_services(settings: Settings, redis: Redis | None = None) -> Services:

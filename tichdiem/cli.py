@@ -12,15 +12,25 @@ from werkzeug.serving import make_server
 
 from models import utcnow
 from tichdiem import migrate
+from tichdiem.config import InsecureSettings, Settings
 from tichdiem.extensions import Services, services
 from tichdiem.queue import run_embedded_worker, run_worker
 from webhooks.intake import enqueue_after_commit, unhandled_event_ids
 
 
 def _create_app() -> Flask:
+    """The app behind every command. Unchecked: `db upgrade` or `staff create` serve nobody, and `run` without
+    a Zalo account becomes the demo; the commands that serve or work (`run`, `worker`, `cron`) check first."""
     from tichdiem.app import create_app
 
-    return create_app()
+    return create_app(check_secure=False)
+
+
+def _require_secure(settings: Settings) -> None:
+    try:
+        settings.check_secure()
+    except InsecureSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
@@ -66,6 +76,8 @@ def run_command(host: str, port: int) -> None:
     demo = not services().settings.zalo_app_id
     if demo:
         app = create_app(demo_settings(services().settings, f"http://{host}:{port}"))
+    else:
+        _require_secure(services().settings)
     svc: Services = app.extensions["tichdiem"]
     migrate.upgrade(svc.engine)
     base = f"http://{host}:{port}"
@@ -117,6 +129,7 @@ def worker_command(burst: bool, simple: bool) -> None:
     svc = services()
     if svc.settings.embedded_queue:
         raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the jobs in-process.")
+    _require_secure(svc.settings)
     run_worker(svc.queue, burst=burst, simple=simple)
 
 
@@ -129,6 +142,7 @@ def cron_command() -> None:
     svc = services()
     if svc.settings.embedded_queue:
         raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the recurring jobs in-process.")
+    _require_secure(svc.settings)
     run_cron(svc.queue)
 
 

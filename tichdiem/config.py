@@ -14,6 +14,11 @@ from dotenv import dotenv_values
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 DEV_SECRET_KEY = "dev-only-secret-change-me"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class InsecureSettings(RuntimeError):
+    """The settings are not safe to serve real customers with; the message says what to set."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:5000"
     shop_logo_url: str = ""  # shown on the share-info card; default: this server's /static/logo.png
     emulator: bool = False  # serve the local Zalo emulator (demo and development only)
+    demo: bool = False  # `tichdiem run` without a Zalo account: the emulator and a demo shop on this machine
+    trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe
+    health_token: str = ""  # lets a monitor read /healthz's details without a staff session
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,6 +68,21 @@ class Settings:
     def logo_url(self) -> str:
         return self.shop_logo_url or f"{self.public_url.rstrip('/')}/static/logo.png"
 
+    def check_secure(self) -> None:
+        """Refuse to serve anything but the local demo with a guessable SECRET_KEY.
+
+        It signs staff sessions and member-card tokens: with the development default (it is in the source)
+        anyone could forge an owner login or any member's card.
+        """
+        if self.demo:
+            return
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise InsecureSettings(
+                f"SECRET_KEY is {'the development default' if self.secret_key == DEV_SECRET_KEY else 'too short'}: "
+                f"set SECRET_KEY to a random value of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. "
+                '`python3 -c "import secrets; print(secrets.token_urlsafe(48))"`'
+            )
+
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
 
@@ -80,7 +103,10 @@ _ENV_NAMES = {
     "shop_name": "SHOP_NAME",
     "public_url": "PUBLIC_URL",
     "shop_logo_url": "SHOP_LOGO_URL",
+    "trusted_proxies": "TRUSTED_PROXIES",
+    "health_token": "HEALTH_TOKEN",
 }
+_INT_SETTINGS = {"trusted_proxies"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
@@ -94,6 +120,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
         env.update({k: v for k, v in dotenv_values(dotenv_file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
     values: dict[str, Any] = {attr: env[name].strip() for attr, name in _ENV_NAMES.items() if env.get(name, "").strip()}
+    for name in _INT_SETTINGS & values.keys():
+        try:
+            values[name] = int(values[name])
+        except ValueError:
+            raise ValueError(f"{_ENV_NAMES[name]} must be a whole number, not {values[name]!r}") from None
     values["emulator"] = env.get("ZALO_EMULATOR", "").strip().lower() in ("1", "true", "yes", "on")
     settings = Settings(**values)
     settings.tz  # noqa: B018 - fail at start-up on an unknown TIMEZONE, not on the first message

@@ -27,6 +27,7 @@ def demo_settings(settings: Settings, base_url: str) -> Settings:
     base = base_url.rstrip("/")
     return settings.with_overrides(
         emulator=True,
+        demo=True,
         public_url=base,
         zalo_app_id="demo-app",
         zalo_app_secret="demo-app-secret",
