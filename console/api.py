@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from console.operations import CounterActor, NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
-from console.throttle import voucher_guesses
+from console.throttle import code_guesses
 from jobs.outbox import enqueue_delivery
 from loyalty import errors
 from loyalty import rewards as reward_rules
@@ -175,9 +175,13 @@ def create_claim() -> tuple[Response, int]:
 @bp.get("/claims/<code>/qr.<fmt>")
 @api_key_required
 def claim_qr(code: str, fmt: str) -> Response:
+    throttle, who = code_guesses(services().redis), f"api:{g.api_key.id}"
+    if throttle.blocked(who):
+        raise ApiError(429, "too_many_attempts", "too many unknown codes; try again in 10 minutes")
     claim = find_claim(get_session(), code)
-    if claim is None or fmt not in ("png", "svg"):
-        raise ApiError(404, "claim_not_found", "no such claim")
+    if claim is None or claim.store_id != g.api_key.store_id or fmt not in ("png", "svg"):
+        throttle.failed(who)
+        raise ApiError(404, "claim_not_found", "no such claim for this store")
     url = _claim_url(claim.code)
     if fmt == "png":
         return Response(qr_png(url), mimetype="image/png")
@@ -240,9 +244,9 @@ def redeem_voucher(code: str) -> Response:
 
 
 def _find_voucher_throttled(code: str) -> Any:
-    throttle, who = voucher_guesses(services().redis), f"api:{g.api_key.id}"
+    throttle, who = code_guesses(services().redis), f"api:{g.api_key.id}"
     if throttle.blocked(who):
-        raise ApiError(429, "too_many_attempts", "too many unknown voucher codes; try again in 10 minutes")
+        raise ApiError(429, "too_many_attempts", "too many unknown codes; try again in 10 minutes")
     try:
         return reward_rules.find_voucher(get_session(), code)
     except errors.VoucherNotFound:

@@ -24,7 +24,7 @@ from console.operations import (
     voucher_view,
 )
 from console.qr import qr_svg
-from console.throttle import voucher_guesses
+from console.throttle import code_guesses
 from jobs.outbox import enqueue_delivery
 from loyalty import format as fmt
 from loyalty import rewards
@@ -44,7 +44,7 @@ from loyalty.linking import requests_for_member
 from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
-from models import Claim, LedgerEntry, Member, Role, Tier, utcnow
+from models import Claim, LedgerEntry, Member, Role, Tier, Voucher, utcnow
 from tichdiem.extensions import get_queue, get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
@@ -187,28 +187,19 @@ def reverse(entry_id: int) -> Response:
 @bp.post("/voucher")
 @login_required(Role.CASHIER)
 def find_voucher() -> Response:
-    code = request.form.get("code", "").strip()
-    throttle, who = voucher_guesses(services().redis), counter_actor().actor
-    if throttle.blocked(who):
-        flash("Nhập sai mã voucher quá nhiều lần. Vui lòng thử lại sau 10 phút.", "error")
-        return redirect(url_for("counter.home"))
-    try:
-        voucher = rewards.find_voucher(get_session(), code)
-    except VoucherNotFound:
-        throttle.failed(who)
-        flash(VOUCHER_ERRORS[VoucherNotFound], "error")
+    voucher = _voucher_or_flash(request.form.get("code", "").strip())
+    if voucher is None:
         return redirect(url_for("counter.home"))
     return redirect(url_for("counter.voucher", code=voucher.code))
 
 
 @bp.get("/vouchers/<code>")
 @login_required(Role.CASHIER)
-def voucher(code: str) -> str:
+def voucher(code: str) -> str | Response:
     db = get_session()
-    try:
-        found = rewards.find_voucher(db, code)
-    except VoucherNotFound:
-        abort(404)
+    found = _voucher_or_flash(code)
+    if found is None:
+        return redirect(url_for("counter.home"))
     return render_template(
         "console/voucher.html",
         v=voucher_view(db, found),
@@ -223,6 +214,8 @@ def voucher(code: str) -> str:
 @login_required(Role.CASHIER)
 def use(code: str) -> Response:
     db = get_session()
+    if _voucher_or_flash(code) is None:
+        return redirect(url_for("counter.home"))
     member_id = request.form.get("member_id", type=int)
     try:
         outcome = use_voucher(
@@ -242,6 +235,21 @@ def use(code: str) -> Response:
     enqueue_delivery(get_queue(), outcome.outbox_ids)
     flash("Đã dùng voucher. ✔", "success")
     return redirect(url_for("counter.voucher", code=code))
+
+
+def _voucher_or_flash(code: str) -> Voucher | None:
+    """The voucher, or None with the reason flashed; every unknown code counts toward the staff member's limit,
+    whichever page or form it came through."""
+    throttle, who = code_guesses(services().redis), counter_actor().actor
+    if throttle.blocked(who):
+        flash("Nhập sai mã voucher quá nhiều lần. Vui lòng thử lại sau 10 phút.", "error")
+        return None
+    try:
+        return rewards.find_voucher(get_session(), code)
+    except VoucherNotFound:
+        throttle.failed(who)
+        flash(VOUCHER_ERRORS[VoucherNotFound], "error")
+        return None
 
 
 @bp.get("/claims/new")
@@ -275,7 +283,10 @@ def create_claim() -> Response:
 @bp.get("/claims/<int:claim_id>")
 @login_required(Role.CASHIER)
 def claim(claim_id: int) -> str:
-    found = get_session().get(Claim, claim_id) or abort(404)
+    found = get_session().get(Claim, claim_id)
+    store_id = counter_actor().store_id
+    if found is None or (store_id is not None and found.store_id != store_id):
+        abort(404)  # a cashier sees only their own store's claims
     url = claim_url(found.code)
     return render_template(
         "console/claim_show.html",

@@ -1,29 +1,32 @@
-"""The page a customer's Zalo QR scanner opens: the claim code, and a button to the OA chat."""
+"""The page a customer's Zalo QR scanner opens: the claim code, and a button to the OA chat.
+
+It never looks the code up. The code is already in the address the customer scanned, and a page that
+answered differently for open, used and unknown codes would let a stranger find open codes by trying them.
+Whether the code is still good is told by the bot, where every guess is counted.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
+from werkzeug.exceptions import TooManyRequests
 
-from loyalty.claims import find_claim
-from models import ClaimStatus, utcnow
-from tichdiem.extensions import get_session, get_settings
+from console.throttle import public_pages
+from loyalty.claims import CLAIM_CODE_LENGTH
+from loyalty.codes import normalize_code
+from tichdiem.extensions import get_settings, services
 
 bp = Blueprint("public", __name__)
 
 
 @bp.get("/c/<code>")
-def claim_page(code: str) -> tuple[str, int]:
-    claim = find_claim(get_session(), code)
+def claim_page(code: str) -> str:
     settings = get_settings()
-    state = "missing"
-    if claim is not None:
-        state = "open" if claim.status == ClaimStatus.OPEN and claim.expires_at > utcnow() else "closed"
+    if public_pages(services().redis).over_limit(request.remote_addr or "?"):
+        raise TooManyRequests("Quá nhiều yêu cầu từ máy này. Vui lòng thử lại sau một phút.")
     oa_link = f"https://zalo.me/{settings.zalo_oa_id}" if settings.zalo_oa_id else ""
     return render_template(
         "console/claim_public.html",
-        claim=claim,
-        state=state,
+        code=normalize_code(code)[:CLAIM_CODE_LENGTH],
         shop_name=settings.shop_name,
         oa_link=oa_link,
-        tz=settings.tz,
-    ), 200 if claim else 404
+    )

@@ -31,13 +31,25 @@ class Throttle:
         except RedisError:
             log.warning("throttle %s: Redis unavailable, failure not counted", self.name)
 
+    def over_limit(self, key: str) -> bool:
+        """Count one more request for `key`; True once it is past the limit in this window."""
+        blocked = self.blocked(key)
+        if not blocked:
+            self.failed(key)
+        return blocked
+
     def _key(self, key: str) -> str:
         return f"tichdiem:throttle:{self.name}:{key}"
 
 
-def voucher_guesses(redis: Redis) -> Throttle:
-    """10 unknown voucher codes in 10 minutes per staff member or API key."""
+def code_guesses(redis: Redis) -> Throttle:
+    """10 unknown voucher or claim codes in 10 minutes per staff member or API key."""
     return Throttle(redis, "voucher", limit=10, window_seconds=600)
+
+
+def public_pages(redis: Redis) -> Throttle:
+    """60 views of the public claim page a minute per client IP: a person scans one code at a time."""
+    return Throttle(redis, "public", limit=60, window_seconds=60)
 
 
 def login_failures(redis: Redis) -> Throttle:

@@ -311,3 +311,88 @@ def _login_csrf(client) -> str:  # type: ignore[no-untyped-def]
 
     html = client.get("/login").get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', html)[1]  # type: ignore[index]
+
+
+# --- guessing codes ---------------------------------------------------------------------------------------
+
+
+def _open_claim(session: Session, shop, store: str = "Q1") -> str:  # type: ignore[no-untyped-def]
+    from loyalty.claims import create_claim
+
+    claim, _ = create_claim(
+        session, 250_000, key=f"k-{store}", now=datetime.now(UTC), store_id=shop["stores"][store].id
+    )
+    session.commit()
+    return claim.code
+
+
+def test_public_claim_page_is_the_same_for_open_and_unknown_codes(app: Flask, session: Session, shop) -> None:
+    code = _open_claim(session, shop)
+    client = app.test_client()
+    open_page, unknown_page = client.get(f"/c/{code}"), client.get("/c/ZZZZZZ")
+    assert open_page.status_code == unknown_page.status_code == 200
+    assert open_page.get_data(as_text=True).replace(code, "ZZZZZZ") == unknown_page.get_data(as_text=True)
+
+
+def test_public_claim_page_is_rate_limited_per_ip(app: Flask, shop) -> None:
+    client = app.test_client()
+    statuses = [client.get(f"/c/AAAA{i:02d}").status_code for i in range(61)]
+    assert statuses[:60] == [200] * 60 and statuses[60] == 429
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "203.0.113.5"
+    assert other.get("/c/AAAAAA").status_code == 200
+
+
+def test_bare_codes_in_the_chat_count_as_guesses(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    code = _open_claim(session, shop)
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    for guess in ("AAAAAA", "BBBBBB", "CCCCCC", "DDDDDD", "EEEEEE"):
+        (answer,) = chat.say(guess)
+        assert "không đúng" not in answer["text"]  # a person typing a word gets the normal answer
+    (locked,) = chat.say(code)  # the right code, bare: not even looked up while locked
+    assert "+25 điểm" not in locked["text"]
+    assert _member(session).points_balance == 0
+    (explicit,) = chat.say(f"#{code}")
+    assert explicit["text"].startswith("Bạn đã nhập sai mã quá nhiều lần.")
+
+
+def test_ordinary_six_letter_words_are_not_guesses(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    for text in ("xin chào", "cảm ơn!", "ok ok ok", "ngon quá", "thanks a lot"):
+        chat.say(text)
+    session.expire_all()
+    from models import ZaloUser
+
+    assert session.scalars(select(ZaloUser.failed_claims).where(ZaloUser.user_id == USER)).one() == 0
+
+
+def test_counter_voucher_page_and_form_count_unknown_codes(app: Flask, shop) -> None:
+    cashier = login(app, "thu-ngan")
+    for i in range(5):
+        cashier.get(f"/counter/vouchers/ZZZZZZZ{i}")
+    for i in range(5):
+        cashier.post(f"/counter/vouchers/YYYYYYY{i}/use", {"op": f"o{i}"})
+    response = cashier.post("/counter/voucher", {"code": "XXXX-XXXX"}, follow_redirects=True)
+    assert "Nhập sai mã voucher quá nhiều lần" in text_of(response)
+
+
+def test_cashier_and_api_key_see_only_their_own_stores_claims(app: Flask, session: Session, shop) -> None:
+    from console.staff import create_api_key
+    from models import Claim
+
+    outlet_code = _open_claim(session, shop, "OUTLET")
+    outlet_claim = session.scalars(select(Claim).where(Claim.code == outlet_code)).one()
+    cashier = login(app, "thu-ngan")  # staffed_shop's cashier has no store: give her Q1
+    from models import Staff
+
+    staff = session.scalars(select(Staff).where(Staff.username == "thu-ngan")).one()
+    staff.store_id = shop["stores"]["Q1"].id
+    session.commit()
+    assert cashier.get(f"/counter/claims/{outlet_claim.id}").status_code == 404
+    assert login(app, "chu").get(f"/counter/claims/{outlet_claim.id}").status_code == 200
+    key = create_api_key(session, store_id=shop["stores"]["Q1"].id, name="POS", created_by_id=None).secret
+    session.commit()
+    response = app.test_client().get(f"/api/v1/claims/{outlet_code}/qr.png", headers={"X-Api-Key": key})
+    assert response.status_code == 404

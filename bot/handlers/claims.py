@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 from bot import buttons
@@ -13,24 +14,39 @@ from loyalty import format as fmt
 from loyalty.claims import CLAIM_CODE_LENGTH, claim_points, find_claim
 from loyalty.codes import normalize_code
 from loyalty.errors import ClaimExpired, ClaimUsed, MemberBlocked
+from loyalty.members import find_by_code
 
+_CODE_SHAPE = re.compile(rf"#?\s*[A-Za-z0-9]{{{CLAIM_CODE_LENGTH}}}")
 MAX_FAILED_CLAIMS = 5  # wrong codes within FAILURE_WINDOW before claiming is locked
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=30)
 
 
 def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None:
-    """Replies if `typed` is a claim code (or, when `explicit`, a wrong one); None to let others handle it."""
+    """Replies if `typed` is a claim code (or, when `explicit`, a wrong one); None to let others handle it.
+
+    Every look-up that misses counts toward the lock-out, a bare code as much as "#CODE": otherwise a stranger
+    could try codes without "#" for free. A bare word is looked up only if it is shaped like a code (six
+    letters and digits, nothing else), so "xin chào" never counts; a wrong bare word gets the normal answer.
+    """
     code = normalize_code(typed)
     user = ctx.user
     if user is None or len(code) != CLAIM_CODE_LENGTH:
         return None
+    if not explicit and not _CODE_SHAPE.fullmatch(typed.strip()):
+        return None
     if user.claims_locked_until is not None and user.claims_locked_until > ctx.now:
+        if not explicit:
+            return None  # not looked up while locked
         minutes = math.ceil((user.claims_locked_until - ctx.now).total_seconds() / 60)
         return [reply("claim_locked", minutes=minutes)]
     claim = find_claim(ctx.session, code)
     if claim is None:
-        return _wrong_code(ctx, code) if explicit else None
+        if explicit:
+            return _wrong_code(ctx, code)
+        if find_by_code(ctx.session, code) is None:  # a friend's referral code is no guess
+            _count_wrong_code(ctx)
+        return None
     member = ctx.member
     if member is None:
         return [
@@ -67,6 +83,13 @@ def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None
 
 
 def _wrong_code(ctx: Context, code: str) -> list[Reply]:
+    if _count_wrong_code(ctx):
+        return [reply("claim_locked", minutes=int(LOCKOUT.total_seconds() // 60))]
+    return [reply("claim_unknown", code=code)]
+
+
+def _count_wrong_code(ctx: Context) -> bool:
+    """One more wrong code for this user; True if that locks claiming."""
     user = ctx.user
     assert user is not None
     if user.failed_claims_since is None or ctx.now - user.failed_claims_since > FAILURE_WINDOW:
@@ -74,5 +97,5 @@ def _wrong_code(ctx: Context, code: str) -> list[Reply]:
     user.failed_claims += 1
     if user.failed_claims >= MAX_FAILED_CLAIMS:
         user.claims_locked_until, user.failed_claims, user.failed_claims_since = ctx.now + LOCKOUT, 0, None
-        return [reply("claim_locked", minutes=int(LOCKOUT.total_seconds() // 60))]
-    return [reply("claim_unknown", code=code)]
+        return True
+    return False
