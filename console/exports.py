@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, send_file
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -129,13 +130,24 @@ def _csv_stream(sessions: sessionmaker[Session], build: TableBuilder) -> Iterato
         yield from _csv_chunks(*build(session))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text that a spreadsheet would run as a formula (a member named "=HYPERLINK(...)") gets a leading
+    apostrophe, which Excel and LibreOffice show as plain text. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_chunks(headers: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # the BOM tells Excel the file is UTF-8
     writer.writerow(headers)
     for count, row in enumerate(rows, start=1):
-        writer.writerow(row)
+        writer.writerow([neutralise(value) for value in row])
         if count % BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -143,12 +155,21 @@ def _csv_chunks(headers: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    """Texts as text cells: openpyxl would otherwise store a value starting with "=" as a formula."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, value=neutralise(value))
+    cell.data_type = "s"
+    return cell
+
+
 def _xlsx(headers: list[str], rows: Iterable[list[Any]]) -> Any:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Dữ liệu")
     sheet.append(headers)
     for row in rows:
-        sheet.append(row)
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
     workbook.save(spool)
     spool.seek(0)

@@ -14,15 +14,16 @@ from console.auth import counter_actor, login_required
 from console.exports import export_response, ledger_table, members_table
 from console.operations import audit
 from console.reports import member_filter
-from jobs.imports import enqueue_import
+from jobs.imports import enqueue_check, enqueue_import
 from loyalty import format as fmt
 from loyalty.member_import import (
+    MAX_COLUMNS,
+    MAX_ROWS,
     MAX_UPLOAD,
     SAMPLE,
     ImportFileError,
     data_rows,
     plan_rows,
-    preview,
     read_table,
 )
 from models import ImportStatus, MemberImport, Role, utcnow
@@ -31,6 +32,7 @@ from tichdiem.extensions import get_queue, get_session, get_settings, services
 bp = Blueprint("transfer", __name__, url_prefix="/admin")
 
 IMPORT_LABELS = {
+    ImportStatus.CHECKING: "Đang kiểm tra",
     ImportStatus.PREVIEW: "Chờ xác nhận",
     ImportStatus.QUEUED: "Đang chờ chạy",
     ImportStatus.RUNNING: "Đang nhập",
@@ -61,28 +63,22 @@ def import_members() -> str | Response:
     if len(content) > MAX_UPLOAD:
         raise RequestEntityTooLarge()
     db = get_session()
-    overwrite = request.form.get("overwrite") == "on"
-    try:
-        checked = preview(db, upload.filename, content, _today(), overwrite=overwrite)
+    try:  # the first rows only, to refuse a wrong file at once; the job reads and checks every row
+        data_rows(read_table(upload.filename, content, limit=SAMPLE_ROWS))
     except ImportFileError as exc:
         flash(str(exc), "error")
         return Response(_import_page(), 400)
     job = MemberImport(
         filename=upload.filename[:255],
         content=content,
-        overwrite=overwrite,
-        status=ImportStatus.PREVIEW,
-        total_rows=checked.total,
-        created=checked.counts.created,
-        updated=checked.counts.updated,
-        unchanged=checked.counts.unchanged,
-        errors=checked.counts.errors,
-        error_rows=checked.counts.error_rows,
+        overwrite=request.form.get("overwrite") == "on",
+        status=ImportStatus.CHECKING,
         created_by=counter_actor().actor,
         created_at=utcnow(),
     )
     db.add(job)
     db.commit()
+    enqueue_check(get_queue(), job.id)
     return redirect(url_for("transfer.show_import", import_id=job.id))
 
 
@@ -173,7 +169,7 @@ def import_progress(job: MemberImport) -> dict[str, object]:
                 ("error", job.errors),
             )
         ],
-        "live": job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING),
+        "live": job.status in (ImportStatus.CHECKING, ImportStatus.QUEUED, ImportStatus.RUNNING),
     }
 
 
@@ -186,6 +182,8 @@ def _import_page() -> str:
         recent=recent,
         labels=IMPORT_LABELS,
         month_start=today.replace(day=1).isoformat(),
+        max_rows=MAX_ROWS,
+        max_columns=MAX_COLUMNS,
         today=today.isoformat(),
         fmt=fmt,
         tz=get_settings().tz,

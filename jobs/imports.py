@@ -14,7 +14,16 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jobs.context import current_context
-from loyalty.member_import import ImportCounts, ImportFileError, apply_rows, chunks, data_rows, plan_rows, read_table
+from loyalty.member_import import (
+    ImportCounts,
+    ImportFileError,
+    apply_rows,
+    chunks,
+    data_rows,
+    plan_rows,
+    preview,
+    read_table,
+)
 from models import ImportStatus, MemberImport, rows_updated, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,33 @@ def enqueue_import(session: Session, queue: Queue, import_id: int) -> bool:
     if claimed:
         queue.enqueue(run_import, import_id, job_id=f"import-{import_id}", job_timeout=3600, retry=IMPORT_RETRY)
     return bool(claimed)
+
+
+def enqueue_check(queue: Queue, import_id: int) -> None:
+    queue.enqueue(check_import, import_id, job_id=f"import-check-{import_id}", job_timeout=1800, retry=IMPORT_RETRY)
+
+
+def check_import(import_id: int) -> str:
+    """Read and check every row of an uploaded list (nothing written) and show the result for confirmation."""
+    context = current_context()
+    with context.sessions() as session:
+        job = session.get(MemberImport, import_id)
+        if job is None or job.status != ImportStatus.CHECKING:
+            return job.status if job else "missing"
+        today = utcnow().astimezone(context.settings.tz).date()
+        try:
+            checked = preview(session, job.filename, job.content, today, overwrite=job.overwrite)
+        except ImportFileError as exc:
+            return _fail(session, job, str(exc))
+        job.status, job.total_rows = ImportStatus.PREVIEW, checked.total
+        job.created, job.updated, job.unchanged = (
+            checked.counts.created,
+            checked.counts.updated,
+            checked.counts.unchanged,
+        )
+        job.errors, job.error_rows = checked.counts.errors, checked.counts.error_rows
+        session.commit()
+    return ImportStatus.PREVIEW
 
 
 def run_import(import_id: int) -> str:

@@ -28,6 +28,9 @@ from loyalty.text import fold
 from models import Member
 
 MAX_UPLOAD = 15 * 1024 * 1024  # under the app's 16 MB request limit, multipart overhead included
+# What a workbook *declares* (A1:XFD1048576) is ignored: only these many rows and columns are ever read.
+MAX_ROWS = 200_000
+MAX_COLUMNS = 30
 PLAN_CHUNK = 1000  # phones per IN (...) query, well under SQLite's variable limit
 SAMPLE = 20
 COLUMNS = {
@@ -84,14 +87,23 @@ class ImportCounts:
 
 
 def read_table(filename: str, content: bytes, limit: int | None = None) -> list[list[Any]]:
-    """The rows of the first sheet (XLSX) or of the CSV, header included, as cell values (the first `limit`)."""
+    """The rows of the first sheet (XLSX) or of the CSV, header included, as cell values (the first `limit`).
+
+    At most MAX_COLUMNS columns are read; a file with more than MAX_ROWS rows is refused as a whole (the page
+    says to split it) rather than imported in part.
+    """
     if not content:
         raise ImportFileError("Tệp trống.")
+    wanted = MAX_ROWS + 1 if limit is None else min(limit, MAX_ROWS + 1)
     if filename.lower().endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(content, limit)
-    if filename.lower().endswith((".csv", ".txt")):
-        return _read_csv(content, limit)
-    raise ImportFileError("Chỉ nhận tệp .csv hoặc .xlsx (Excel).")
+        table = _read_xlsx(content, wanted)
+    elif filename.lower().endswith((".csv", ".txt")):
+        table = _read_csv(content, wanted)
+    else:
+        raise ImportFileError("Chỉ nhận tệp .csv hoặc .xlsx (Excel).")
+    if len(table) > MAX_ROWS:
+        raise ImportFileError(f"Tệp có hơn {MAX_ROWS:,} dòng. Hãy chia thành nhiều tệp nhỏ hơn.".replace(",", "."))
+    return table
 
 
 def data_rows(table: list[list[Any]]) -> tuple[dict[str, int], list[tuple[int, list[Any]]]]:
@@ -252,7 +264,10 @@ def _read_csv(content: bytes, limit: int | None) -> list[list[Any]]:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [list(row) for row in islice(csv.reader(io.StringIO(text), dialect), limit)]
+    try:
+        return [row[:MAX_COLUMNS] for row in islice(csv.reader(io.StringIO(text), dialect), limit)]
+    except csv.Error as exc:  # a field over csv's size limit, a stray NUL: not a member list
+        raise ImportFileError("Không đọc được tệp CSV. Hãy lưu lại từ Excel dưới dạng CSV UTF-8.") from exc
 
 
 def _read_xlsx(content: bytes, limit: int | None) -> list[list[Any]]:
@@ -262,6 +277,12 @@ def _read_xlsx(content: bytes, limit: int | None) -> list[list[Any]]:
         raise ImportFileError("Không mở được tệp Excel. Hãy lưu lại dưới dạng .xlsx rồi tải lên.") from exc
     try:
         sheet = workbook.worksheets[0]
-        return [list(row) for row in islice(sheet.iter_rows(values_only=True), limit)]
+        # The declared dimension is the sender's word: a 1.5 KB file can declare A1:XFD1048576, and
+        # openpyxl would pad every row to it. Read only the cells that exist, and only the first columns.
+        sheet.reset_dimensions()
+        rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+        return [list(row) for row in islice(rows, limit)]
+    except Exception as exc:  # a damaged sheet inside a valid zip: the same answer as a damaged file
+        raise ImportFileError("Không mở được tệp Excel. Hãy lưu lại dưới dạng .xlsx rồi tải lên.") from exc
     finally:
         workbook.close()

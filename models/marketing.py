@@ -45,6 +45,7 @@ class Broadcast(Model):
 
 
 class ImportStatus(enum.StrEnum):
+    CHECKING = "checking"  # uploaded; a job reads every row (a large workbook outlasts a web request)
     PREVIEW = "preview"  # uploaded and checked, waiting for the person to confirm
     QUEUED = "queued"
     RUNNING = "running"

@@ -36,8 +36,11 @@ def shop(session: Session) -> dict:
 
 
 def upload(console: Console, filename: str, content: bytes, **form: str):
+    """Upload, then let the check job read every row (as the worker does), so the preview is ready."""
     data = {"file": (io.BytesIO(content), filename), **form}
-    return console.post("/admin/import", data, page="/admin/import", content_type="multipart/form-data")
+    response = console.post("/admin/import", data, page="/admin/import", content_type="multipart/form-data")
+    run_jobs(console.client.application)
+    return response
 
 
 def xlsx(rows: list[list]) -> bytes:

@@ -396,3 +396,94 @@ def test_cashier_and_api_key_see_only_their_own_stores_claims(app: Flask, sessio
     session.commit()
     response = app.test_client().get(f"/api/v1/claims/{outlet_code}/qr.png", headers={"X-Api-Key": key})
     assert response.status_code == 404
+
+
+# --- exports and imports ------------------------------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example","Bấm")', "+1+1", "-2+3", "@SUM(A1)", "\tTab", "\rCR"]
+
+
+def test_exports_neutralise_formulas(app: Flask, session: Session, shop) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    for i, name in enumerate(FORMULAS):
+        create_member(session, now=datetime.now(UTC), name=name, phone=f"8491234560{i}")
+    session.commit()
+    owner = login(app, "chu")
+    text = owner.get("/admin/export/members.csv").get_data(as_text=True).lstrip("\ufeff")
+    names = [row[1] for row in csv.reader(io.StringIO(text))][1:]
+    assert names == ["'" + name for name in FORMULAS]
+    sheet = load_workbook(io.BytesIO(owner.get("/admin/export/members.xlsx").data)).active
+    cells = [row[1] for row in sheet.iter_rows(min_row=2)]
+    assert [c.value for c in cells] == ["'" + name.replace("\r", "\n") for name in FORMULAS]  # XML reads CR as LF
+    assert {c.data_type for c in cells} == {"s"}  # text cells, never formulas
+
+
+def _declared_huge_xlsx() -> bytes:
+    """A real 2-row workbook whose sheet declares the whole grid (A1:XFD1048576), as an attacker's would."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    workbook, out = Workbook(), io.BytesIO()
+    workbook.active.append(["Họ tên", "Số điện thoại"])
+    workbook.active.append(["Lan", "0912345678"])
+    workbook.save(out)
+    source, patched = zipfile.ZipFile(io.BytesIO(out.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'<dimension ref="A1:B2" />', b'<dimension ref="A1:XFD1048576" />')
+                assert b"XFD1048576" in data
+            target.writestr(item, data)
+    return patched.getvalue()
+
+
+def test_an_xlsx_declaring_the_whole_grid_reads_only_its_cells() -> None:
+    import tracemalloc
+
+    from loyalty.member_import import MAX_COLUMNS, read_table
+
+    content = _declared_huge_xlsx()
+    assert len(content) < 10_000
+    tracemalloc.start()
+    table = read_table("bom.xlsx", content)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [row[:2] for row in table] == [["Họ tên", "Số điện thoại"], ["Lan", "0912345678"]]
+    assert all(len(row) <= MAX_COLUMNS for row in table)
+    assert peak < 20 * 1024 * 1024
+
+
+def test_too_many_rows_are_refused_with_a_clear_reason(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from loyalty import member_import
+
+    monkeypatch.setattr(member_import, "MAX_ROWS", 10)
+    content = ("SĐT\n" + "\n".join(f"09{i:08d}" for i in range(11))).encode()
+    with pytest.raises(member_import.ImportFileError, match="hơn 10 dòng"):
+        member_import.read_table("a.csv", content)
+    with pytest.raises(member_import.ImportFileError, match="Không đọc được tệp CSV"):
+        member_import.read_table("a.csv", b"SDT\n" + b'"' + b"x" * 200_000 + b'"')
+
+
+def test_upload_is_parsed_in_the_job_not_the_request(app: Flask, session: Session, shop) -> None:
+    import io
+
+    from models import MemberImport
+
+    owner = login(app, "chu")
+    content = ("Họ tên,SĐT\n" + "\n".join(f"Khách {i},09{i:08d}" for i in range(300))).encode()
+    data = {"file": (io.BytesIO(content), "khach.csv")}
+    response = owner.post("/admin/import", data, page="/admin/import", content_type="multipart/form-data")
+    job = session.scalars(select(MemberImport)).one()
+    assert job.status == "checking" and job.total_rows == 0  # the request read only the first rows
+    assert "Đang đọc và kiểm tra từng dòng" in text_of(owner.get(response.headers["Location"]))
+    run_jobs(app)
+    session.expire_all()
+    assert (job.status, job.total_rows, job.created) == ("preview", 300, 300)
+    assert 'id="summary"' in text_of(owner.get(response.headers["Location"]))

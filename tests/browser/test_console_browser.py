@@ -108,6 +108,8 @@ def test_owner_console_flows(
     page.click("text=Nhập / xuất")
     page.set_input_files("#file", str(workbook))
     page.click("button:has-text('Tải lên và kiểm tra')")
+    page.wait_for_selector("#progress-card[data-live=true]")  # the job reads every row, not the web request
+    run_jobs(app)
     page.wait_for_selector("#summary")
     assert page.inner_text("#n-create") == "2" and page.inner_text("#n-error") == "1"
     assert "Số điện thoại “123” không hợp lệ." in page.inner_text("body")
