@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot import buttons
 from console.forms import read_date, read_int
+from loyalty import placeholders
 from loyalty.segments import Segment
 
 MAX_TEXT = 2000
@@ -42,6 +43,8 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         errors["text"] = "Cần nội dung tin nhắn."
     elif len(text) > MAX_TEXT:
         errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
+    elif problem := placeholders.field_error(text, placeholders.ALLOWED["broadcast"]):
+        errors["text"] = problem
     numbers = {
         name: read_int(form, name, label, low, high, errors)
         for name, (label, low, high) in {

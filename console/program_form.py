@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from console.forms import read_int
+from loyalty import placeholders
 from loyalty.program import ProgramRules, Rate
 
 INT_FIELDS = {  # name: (label, minimum, maximum, optional)
@@ -64,6 +65,8 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
     for name in TEXT_FIELDS[:-1]:
         if not texts[name] or len(texts[name]) > 1000:
             errors[name] = "Nội dung tin nhắn cần 1-1.000 ký tự."
+        elif problem := placeholders.field_error(texts[name], placeholders.ALLOWED[name]):
+            errors[name] = problem
     if errors:
         return None, errors
     automations = replace(

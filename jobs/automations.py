@@ -14,7 +14,7 @@ from jobs.context import current_context
 from jobs.outbox import enqueue_delivery, queue_messages
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
-from loyalty import ledger, rewards, tiers
+from loyalty import ledger, placeholders, rewards, tiers
 from loyalty.codes import pretty_voucher_code
 from loyalty.program import ProgramRules, load_rules
 from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
@@ -24,17 +24,9 @@ TOKEN_REFRESH_MARGIN = timedelta(hours=2)
 DELIVERY_CHUNK = 100
 
 
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
 def personalize(text: str, **values: Any) -> str:
-    """ "Chúc mừng {ten}" with the member's values; unknown fields become empty, never an error."""
-    try:
-        return text.format_map(_Blank(values))
-    except (ValueError, IndexError):  # a stray "{" in a marketer's text: send it as written
-        return text
+    """ "Chúc mừng {ten}" with the member's values (loyalty.placeholders: known names only, never an error)."""
+    return placeholders.fill(text, values)
 
 
 def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:

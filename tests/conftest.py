@@ -25,6 +25,7 @@ from tichdiem.extensions import EXTENSION_KEY, Services
 PG_BASE_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = bool(os.environ.get("CI"))
+HEALTH = {"Authorization": "Bearer health-token-for-tests"}  # /healthz's details
 
 TEST_SETTINGS = Settings(
     zalo_app_id="3349222483842580322",
@@ -35,6 +36,7 @@ TEST_SETTINGS = Settings(
     zalo_refresh_token="RT-initial",
     shop_name="Cà phê Sữa Đá",
     secret_key="test-secret-key-of-at-least-32-characters",
+    health_token="health-token-for-tests",
 )
 
 

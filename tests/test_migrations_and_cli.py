@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from flask import Flask
 
 import models
+from tests.conftest import HEALTH
 from tichdiem import migrate
 from tichdiem.extensions import Services
 
@@ -47,6 +48,7 @@ def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("ZALO_")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env["HEALTH_TOKEN"] = HEALTH["Authorization"].removeprefix("Bearer ")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tichdiem", "run", "--port", str(port)],
         cwd=ROOT,
@@ -60,7 +62,7 @@ def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                body = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+                body = requests.get(f"http://127.0.0.1:{port}/healthz", headers=HEALTH, timeout=1).json()
                 break
             except requests.ConnectionError:
                 time.sleep(0.2)

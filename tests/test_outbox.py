@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from jobs.outbox import MAX_SEND_ATTEMPTS, deliver_one, queue_messages
 from models import OutboxMessage, OutboxStatus
+from tests.conftest import HEALTH
 from tests.helpers import ZaloFake, post_event, run_jobs, text_event
 from tichdiem.extensions import Services
 from zalo.errors import ZaloRateLimited
@@ -86,7 +87,7 @@ def test_send_interrupted_by_a_dead_worker_is_never_repeated(
         assert mark_interrupted(s) == 1
     assert deliver_one(services.sessions, services.zalo, row.id) == OutboxStatus.UNKNOWN
     assert zalo.sent_messages() == []
-    assert app.test_client().get("/healthz").json["database"]["messages_unknown"] == 1
+    assert app.test_client().get("/healthz", headers=HEALTH).json["database"]["messages_unknown"] == 1
 
 
 def test_job_retry_after_send_failure_does_not_rerun_the_bot(app: Flask, zalo: ZaloFake, session: Session) -> None:

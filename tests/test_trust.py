@@ -487,3 +487,64 @@ def test_upload_is_parsed_in_the_job_not_the_request(app: Flask, session: Sessio
     session.expire_all()
     assert (job.status, job.total_rows, job.created) == ("preview", 300, 300)
     assert 'id="summary"' in text_of(owner.get(response.headers["Location"]))
+
+
+# --- message texts, inline scripts, health -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["Chào {ten.__class__}", "Chào {ten:>5000000}", "Giảm {0} cho {ten}", "{x}"])
+def test_unknown_placeholders_are_field_errors_not_500s(app: Flask, shop, text: str) -> None:
+    mkt = login(app, "mkt")
+    form = {"name": "Thử", "text": text, "when": "now"}
+    response = mkt.post("/admin/broadcasts/new", {**form, "action": "preview"}, page="/admin/broadcasts/new")
+    page = text_of(response)
+    assert response.status_code < 500
+    assert "Không hiểu" in page and "Chỉ dùng được: {ten} (tên khách)" in page
+
+
+def test_program_texts_refuse_unknown_placeholders(app: Flask, shop) -> None:
+    from console.program_form import from_form, to_form
+    from loyalty.program import ProgramRules
+
+    form = to_form(ProgramRules()) | {"tier_up_text": "Lên hạng {hang:>900000}"}
+    rules, errors = from_form({k: str(v) if v is not None else "" for k, v in form.items()}, ProgramRules())
+    assert rules is None and errors["tier_up_text"].startswith("Không hiểu {hang:>900000}.")
+
+
+def test_personalise_replaces_only_known_names() -> None:
+    from jobs.automations import personalize
+
+    assert (
+        personalize("Chào {ten}, {ten.__class__} {x} {ten:>9} {", ten="Lan")
+        == "Chào Lan, {ten.__class__} {x} {ten:>9} {"
+    )
+
+
+def test_no_template_data_inside_inline_scripts_or_handlers() -> None:
+    import re
+    from pathlib import Path
+
+    for path in Path("templates").rglob("*.html"):
+        html = path.read_text()
+        assert not re.search(r"\son[a-z]+\s*=", html), f"inline event handler in {path}"
+        for script in re.findall(r"<script[^>]*>(.*?)</script>", html, re.S):
+            assert "{{" not in script and "{%" not in script, f"template data inside a script in {path}"
+
+
+def test_api_key_names_are_data_not_code(app: Flask, session: Session, shop) -> None:
+    owner = login(app, "chu")
+    evil = "');alert(document.cookie);('"
+    owner.post("/admin/api-keys", {"name": evil, "store_id": str(shop["stores"]["Q1"].id)}, page="/admin/api-keys")
+    page = owner.get("/admin/api-keys").get_data(as_text=True)
+    assert 'data-confirm="Thu hồi khóa &#39;);alert(document.cookie);(&#39;?"' in page
+    assert "onsubmit" not in page
+
+
+def test_healthz_tells_strangers_only_ok_or_degraded(app: Flask, shop) -> None:
+    public = app.test_client().get("/healthz")
+    assert public.status_code == 200 and public.json == {"status": "ok"}
+    wrong = app.test_client().get("/healthz", headers={"Authorization": "Bearer nope"}).json
+    assert wrong == {"status": "ok"}
+    with_token = app.test_client().get("/healthz", headers={"Authorization": "Bearer health-token-for-tests"}).json
+    assert with_token["database"]["backend"] in ("sqlite", "postgresql") and "mode" in with_token["queue"]
+    assert "queue" in login(app, "thu-ngan").get("/healthz").json

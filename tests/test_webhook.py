@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import EventStatus, OutboxMessage, WebhookEvent, ZaloUser
+from tests.conftest import HEALTH
 from tests.helpers import CS_URL, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
 from tichdiem.extensions import Services
 
@@ -208,7 +209,7 @@ def test_database_down_answers_503(app: Flask, services: Services, monkeypatch: 
 
 
 def test_healthz_reports_database_and_queue(app: Flask) -> None:
-    body = app.test_client().get("/healthz").json
+    body = app.test_client().get("/healthz", headers=HEALTH).json
     assert body["status"] == "ok"
     assert body["database"]["ok"] and body["queue"] == {"ok": True, "mode": "embedded", "queued": 0, "failed_jobs": 0}
 
@@ -256,7 +257,7 @@ def test_real_redis_queue_and_worker(settings, zalo: ZaloFake, real_redis) -> No
     assert queue.count == 1
     SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
     assert len(zalo.sent_messages()) == 1
-    assert app.test_client().get("/healthz").json["queue"]["mode"] == "redis"
+    assert app.test_client().get("/healthz", headers=HEALTH).json["queue"]["mode"] == "redis"
     app.extensions["tichdiem"].engine.dispose()
 
 

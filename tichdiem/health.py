@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, text
@@ -20,10 +21,25 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
+    """ok (200) or degraded (503) for anyone; the details (backend, queue mode, counts of failures) only with
+    `Authorization: Bearer <HEALTH_TOKEN>` or a staff session: they tell a stranger where to push."""
     database = _database_state()
     queue = _queue_state()
     ok = database["ok"] and queue["ok"]
-    return jsonify({"status": "ok" if ok else "degraded", "database": database, "queue": queue}), 200 if ok else 503
+    body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
+    if _may_see_details():
+        body |= {"database": database, "queue": queue}
+    return jsonify(body), 200 if ok else 503
+
+
+def _may_see_details() -> bool:
+    token = services().settings.health_token
+    offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
+        return True
+    from console.auth import load_staff  # the console's login; imported here, health is wiring
+
+    return load_staff() is not None
 
 
 def _database_state() -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""Marketers' message texts with placeholders: "Chào {ten}, bạn có {diem} điểm".
+
+Only the known names are replaced, by plain substitution. `str.format_map` would also run attribute and
+index look-ups and format specs a marketer can type ("{ten.__class__}", "{ten:>5000000}": a 500 or a 5 MB
+message), so it is never used on these texts. Forms refuse any other "{…}" with a field error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MEMBER = {"ten": "tên khách", "diem": "số điểm", "hang": "hạng", "shop": "tên quán"}
+# What each text may use: the member's fields plus those of its occasion.
+ALLOWED = {
+    "broadcast": MEMBER,
+    "birthday_text": MEMBER | {"qua": "tên quà", "ma": "mã voucher", "han": "hạn dùng"},
+    "birthday_text_no_gift": MEMBER,
+    "tier_up_text": MEMBER | {"quyen_loi": "quyền lợi của hạng"},
+    "expiry_reminder_text": MEMBER | {"so_diem": "số điểm sắp hết hạn", "ngay": "ngày hết hạn"},
+}
+_PLACEHOLDER = re.compile(r"\{([^{}\n]{0,40})\}")
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """Each "{name}" with a value replaced by it; anything else stays as written."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
+
+
+def unknown(text: str, allowed: Mapping[str, str]) -> list[str]:
+    """The "{…}" in `text` that are not placeholders it may use, in order, once each."""
+    found = [f"{{{name}}}" for name in _PLACEHOLDER.findall(text) if name not in allowed]
+    return list(dict.fromkeys(found))
+
+
+def field_error(text: str, allowed: Mapping[str, str]) -> str | None:
+    """The form's message for a text with unknown placeholders, or None."""
+    bad = unknown(text, allowed)
+    if not bad:
+        return None
+    known = ", ".join(f"{{{name}}} ({label})" for name, label in allowed.items())
+    return f"Không hiểu {', '.join(bad)}. Chỉ dùng được: {known}."
