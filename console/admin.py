@@ -9,6 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, load_staff, login_required
+from console.forms import a_page, bounded
 from console.operations import audit
 from console.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from loyalty import format as fmt
@@ -21,6 +22,7 @@ from models import Member, OutboxMessage, Role, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_ADJUST = 10_000_000  # points in one adjustment; more is a typo (balances are 32-bit)
 
 
 @bp.get("/")
@@ -36,7 +38,7 @@ def home() -> str:
 def members() -> str:
     db = get_session()
     flt = member_filter(request.args)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = request.args.get("page", 1, type=a_page)
     rows, total = search_members(db, flt, page, utcnow())
     tier_names = {t.id: t.name for t in db.scalars(select(Tier))}
     return render_template(
@@ -100,7 +102,7 @@ def adjust(member_id: int) -> Response:
     db = get_session()
     by = counter_actor()
     try:
-        points = int(request.form.get("points", "").replace(".", "").strip())
+        points = bounded(-MAX_ADJUST, MAX_ADJUST)(request.form.get("points", "").replace(".", "").strip())
         now = utcnow()
         entry, replayed = ledger.adjust(
             db,

@@ -5,6 +5,7 @@ Errors are {"error": {"code", "message"}} with stable codes; see GET /api/v1/ope
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from console.forms import MAX_ID
 from console.operations import CounterActor, NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
@@ -39,6 +41,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     errors.InsufficientPoints: (409, "insufficient_points"),
     errors.AlreadyReversed: (409, "already_reversed"),
     errors.NotReversible: (409, "not_reversible"),
+    errors.DuplicateBill: (409, "duplicate_bill"),
     errors.VoucherNotFound: (404, "voucher_not_found"),
     errors.VoucherUsed: (409, "voucher_used"),
     errors.VoucherCancelled: (409, "voucher_cancelled"),
@@ -128,6 +131,7 @@ def earn() -> tuple[Response, int]:
         now=utcnow(),
         bill_ref=_str(body, "bill_ref"),
         channel="pos",
+        new_bill=body.get("new_bill") is True,
     )
     db.commit()
     enqueue_delivery(get_queue(), outcome.outbox_ids)
@@ -167,7 +171,14 @@ def create_claim() -> tuple[Response, int]:
     body = _json()
     db = get_session()
     key = _idempotency_key()
-    claim = new_claim(db, _int(body, "amount"), key=key, by=_actor(), now=utcnow(), bill_ref=_str(body, "bill_ref"))
+    claim = new_claim(
+        db,
+        _int(body, "amount"),
+        key=key,
+        by=_actor(),
+        now=utcnow(),
+        bill_ref=_str(body, "bill_ref"),
+    )
     db.commit()
     return jsonify(_claim_json(claim.code, claim.amount, claim.expires_at.isoformat())), 201
 
@@ -225,7 +236,7 @@ def redeem_voucher(code: str) -> Response:
         by=_actor(),
         now=utcnow(),
         tz=get_settings().tz,
-        member_id=int(member_id) if member_id is not None else None,
+        member_id=_int(body, "member_id") if member_id is not None else None,
     )
     db.commit()
     enqueue_delivery(get_queue(), outcome.outbox_ids)
@@ -322,20 +333,34 @@ def _entry_by_key(key: str) -> Any:
 
 
 def _json(optional: bool = False) -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep: Flask's silent= only covers ValueError
+        body = None
     if body is None and optional and not request.get_data():
         return {}
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
+    try:  # text the database cannot store: NUL (json writes it as \u0000), or a lone surrogate (not UTF-8)
+        storable = "\\u0000" not in json.dumps(body, ensure_ascii=False).encode().decode()
+    except (UnicodeEncodeError, RecursionError):
+        storable = False
+    if not storable:
+        raise ApiError(400, "bad_request", "the body holds characters that are not valid text")
     return body
 
 
 def _int(body: Any, name: str) -> int:
+    """A whole number a BIGINT can hold, as a JSON integer or a string of digits; anything else is a 422.
+
+    Not int(value): JSON's 1e400 and Infinity are floats int() cannot convert, True is an int, and 2**70
+    would reach the database, which cannot hold it. Whether the number makes sense is the domain's call."""
     value = body.get(name)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(422, "validation_error", f"{name} must be an integer") from None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 20:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not -MAX_ID <= value <= MAX_ID:
+        raise ApiError(422, "validation_error", f"{name} must be a whole number")
+    return value
 
 
 def _str(body: dict[str, Any], name: str) -> str | None:

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from bot.parsing import BadInput, parse_amount
 from console.auth import counter_actor, login_required
+from console.forms import an_id
 from console.operations import (
     CounterActor,
     NotAllowed,
@@ -30,6 +31,7 @@ from loyalty import format as fmt
 from loyalty import rewards
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
 from loyalty.errors import (
+    DuplicateBill,
     InvalidAmount,
     LinkRefused,
     LoyaltyError,
@@ -121,9 +123,19 @@ def earn(member_id: int) -> Response:
             tz=get_settings().tz,
             now=_now(),
             bill_ref=request.form.get("bill_ref", "").strip()[:120] or None,
+            new_bill=request.form.get("new_bill") == "on",
         )
     except BadInput:
         flash(BAD_AMOUNT, "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    except DuplicateBill as exc:
+        db.rollback()
+        when = exc.credited_at.astimezone(get_settings().tz).strftime("%H:%M %d/%m/%Y")
+        flash(
+            f"Hóa đơn {exc.bill_ref} đã được tích điểm lúc {when}. Nếu đây là một hóa đơn khác trùng số, "
+            "đánh dấu “Hóa đơn mới, trùng số” rồi tích lại.",
+            "error",
+        )
         return redirect(url_for("counter.member", member_id=member_id))
     except (InvalidAmount, MemberBlocked) as exc:
         db.rollback()
@@ -216,7 +228,7 @@ def use(code: str) -> Response:
     db = get_session()
     if _voucher_or_flash(code) is None:
         return redirect(url_for("counter.home"))
-    member_id = request.form.get("member_id", type=int)
+    member_id = request.form.get("member_id", type=an_id)
     try:
         outcome = use_voucher(
             db,
@@ -275,6 +287,10 @@ def create_claim() -> Response:
     except (BadInput, InvalidAmount):
         db.rollback()
         flash(BAD_AMOUNT, "error")
+        return redirect(url_for("counter.claim_form"))
+    except DuplicateBill as exc:
+        db.rollback()
+        flash(f"Hóa đơn {exc.bill_ref} đã được tích điểm rồi: không tạo mã cho hóa đơn này nữa.", "error")
         return redirect(url_for("counter.claim_form"))
     db.commit()
     return redirect(url_for("counter.claim", claim_id=claim.id))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.forms import MAX_ID
+from loyalty.earning import MAX_BILL_AMOUNT as MAX_BILL
+
 
 def _error(description: str) -> dict[str, Any]:
     return {
@@ -73,7 +76,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "401": UNAUTHORIZED,
                         "403": _error("`member_blocked`"),
                         "404": _error("`member_not_found`"),
-                        "409": _error("`idempotency_conflict`"),
+                        "409": _error("`idempotency_conflict`, `duplicate_bill`"),
                         "422": _error("`invalid_amount`, `validation_error`, `missing_idempotency_key`"),
                     },
                 }
@@ -81,7 +84,14 @@ def _base_spec(server_url: str) -> dict[str, Any]:
             "/earns/{entry_id}/reverse": {
                 "post": {
                     "summary": "Refund a bill: take back exactly the points it earned (once)",
-                    "parameters": [{"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "parameters": [
+                        {
+                            "name": "entry_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        }
+                    ],
                     "responses": {
                         "200": _ok("ReverseResult"),
                         "401": UNAUTHORIZED,
@@ -189,9 +199,21 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     "type": "object",
                     "required": ["amount"],
                     "properties": {
-                        "amount": {"type": "integer", "description": "bill amount in đ"},
-                        "bill_ref": {"type": "string"},
-                        "member_id": {"type": "integer"},
+                        "amount": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 2_000_000_000,
+                            "description": "bill amount in đ",
+                        },
+                        "bill_ref": {
+                            "type": "string",
+                            "description": "the store's bill number; one credited before gets 409 duplicate_bill",
+                        },
+                        "new_bill": {
+                            "type": "boolean",
+                            "description": "true: a new bill that reuses an already credited bill number",
+                        },
+                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "card": {"type": "string", "description": "scanned member card token"},
                         "phone": {"type": "string"},
                     },
@@ -218,7 +240,10 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                 "ClaimRequest": {
                     "type": "object",
                     "required": ["amount"],
-                    "properties": {"amount": {"type": "integer"}, "bill_ref": {"type": "string"}},
+                    "properties": {
+                        "amount": {"type": "integer", "minimum": 1, "maximum": MAX_BILL},
+                        "bill_ref": {"type": "string"},
+                    },
                 },
                 "ClaimEnvelope": {
                     "type": "object",

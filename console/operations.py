@@ -68,6 +68,7 @@ def earn_for_bill(
     now: datetime,
     bill_ref: str | None = None,
     channel: str = "counter",
+    new_bill: bool = False,
 ) -> Outcome:
     result = earning.earn(
         session,
@@ -81,6 +82,7 @@ def earn_for_bill(
         store_id=by.store_id,
         channel=channel,
         bill_ref=bill_ref or None,
+        new_bill=new_bill,
     )
     if result.replayed or result.entry is None:
         return Outcome(result)

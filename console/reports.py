@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from console.forms import an_id, bounded
 from loyalty import tiers
 from loyalty.program import load_rules
 from loyalty.segments import active_since
@@ -123,9 +124,9 @@ def member_filter(args: Any) -> MemberFilter:
     """The filter from the member list's query string (?q=&tier=&activity=&birthday_month=)."""
     return MemberFilter(
         q=args.get("q", ""),
-        tier_id=args.get("tier", type=int),
+        tier_id=args.get("tier", type=an_id),
         activity=args.get("activity", ""),
-        birthday_month=args.get("birthday_month", type=int),
+        birthday_month=args.get("birthday_month", type=bounded(1, 12)),
     )
 
 

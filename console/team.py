@@ -10,6 +10,7 @@ from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
+from console.forms import a_page, an_id
 from console.operations import audit
 from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions
 from models import ApiKey, AuditLog, Member, Role, Staff, Store, utcnow
@@ -49,7 +50,7 @@ def staff() -> str | Response:
     db = get_session()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        store_id = request.form.get("store_id", type=int)
+        store_id = request.form.get("store_id", type=an_id)
         try:
             if store_id is not None and db.get(Store, store_id) is None:
                 raise StaffError("Cửa hàng không tồn tại.")
@@ -123,7 +124,7 @@ def api_keys() -> str:
 def create_key() -> Response:
     """The key is in this response only: never stored in clear, never put in the (readable) session cookie."""
     db = get_session()
-    store_id = request.form.get("store_id", type=int)
+    store_id = request.form.get("store_id", type=an_id)
     if store_id is None or db.get(Store, store_id) is None:
         return make_response(_api_keys_page(error="Chọn cửa hàng cho khóa API."), 400)
     by = counter_actor()
@@ -153,8 +154,8 @@ def revoke_key(key_id: int) -> Response:
 def audit_log() -> str:
     db = get_session()
     action = request.args.get("action", "")
-    staff_id = request.args.get("staff", type=int)
-    page = max(request.args.get("page", 1, type=int), 1)
+    staff_id = request.args.get("staff", type=an_id)
+    page = request.args.get("page", 1, type=a_page)
     stmt = select(AuditLog)
     if action:
         stmt = stmt.where(AuditLog.action == action)

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
 from console.exports import export_response, ledger_table, members_table
+from console.forms import YEARS
 from console.operations import audit
 from console.reports import member_filter
 from jobs.imports import enqueue_check, enqueue_import
@@ -201,4 +202,6 @@ def _period(raw_from: str, raw_to: str) -> tuple[date, date]:
         end = date.fromisoformat(raw_to) if raw_to else today
     except ValueError:
         abort(400, "Ngày không hợp lệ.")
+    if start.year not in YEARS or end.year not in YEARS:  # 9999-12-31 has no next day to end the period on
+        abort(400, f"Ngày cần trong khoảng năm {YEARS.start}–{YEARS.stop - 1}.")
     return (start, end) if start <= end else (end, start)

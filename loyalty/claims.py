@@ -48,6 +48,8 @@ def create_claim(
     existing = session.scalar(select(Claim).where(Claim.idempotency_key == key))
     if existing is not None:
         return existing, True
+    if bill_ref:
+        earning.check_bill_not_credited(session, bill_ref, store_id)
     claim = Claim(
         code=_free_code(session),
         amount=amount,

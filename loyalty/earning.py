@@ -7,17 +7,18 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from loyalty import ledger
-from loyalty.errors import InvalidAmount
+from loyalty.errors import DuplicateBill, InvalidAmount
 from loyalty.members import lock_member
 from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
 from loyalty.referrals import award_referral_bonus
 from loyalty.tiers import upgrade_if_qualified
 from models import EntryKind, LedgerEntry, Member, Store, Tier, TierEvent
 
-MAX_BILL_AMOUNT = 10_000_000_000  # 10 tỷ đ: beyond this it is a typo, not a bill
+# 2 tỷ đ: beyond this it is a typo, not a bill (and bill amounts are 32-bit columns, 2,147,483,647 at most).
+MAX_BILL_AMOUNT = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,13 @@ def earn(
     store_id: int | None = None,
     channel: str | None = None,
     bill_ref: str | None = None,
+    new_bill: bool = False,
 ) -> EarnResult:
-    """Credit points for a bill of `amount` đ, once per `key`; upgrades the tier at once if reached."""
+    """Credit points for a bill of `amount` đ, once per `key`; upgrades the tier at once if reached.
+
+    A bill number the store already credited (under another key, not refunded) raises DuplicateBill, unless
+    the caller says it is a new bill that happens to carry the same number (`new_bill`).
+    """
     if not 0 < amount <= MAX_BILL_AMOUNT:
         raise InvalidAmount(f"bill amount {amount}")
     member = lock_member(session, member_id)
@@ -109,6 +115,8 @@ def earn(
         return EarnResult(
             points=existing.points, balance=member.points_balance, entry=existing, quote=None, replayed=True
         )
+    if bill_ref and not new_bill:
+        check_bill_not_credited(session, bill_ref, store_id)
     store = session.get(Store, store_id) if store_id else None
     q = quote(session, member, amount, rules=rules, tz=tz, now=now, store=store, channel=channel)
     if q.points <= 0:
@@ -140,6 +148,21 @@ def earn(
         tier_event=tier_event,
         referral_entry=bonus,
     )
+
+
+def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None) -> None:
+    """Raises DuplicateBill if this store's bill number already earned points that were not refunded."""
+    reversal = aliased(LedgerEntry)
+    refunded = select(reversal.id).where(reversal.reverses_id == LedgerEntry.id).exists()
+    stmt = select(LedgerEntry).where(
+        LedgerEntry.kind == EntryKind.EARN,
+        LedgerEntry.source_ref == bill_ref,
+        LedgerEntry.store_id.is_(None) if store_id is None else LedgerEntry.store_id == store_id,
+        ~refunded,
+    )
+    earlier = session.scalars(stmt.limit(1)).first()
+    if earlier is not None:
+        raise DuplicateBill(bill_ref, earlier.created_at)
 
 
 def _rate(rules: ProgramRules, store: Store | None, channel: str | None) -> Rate:

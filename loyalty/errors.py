@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class LoyaltyError(Exception):
     code = "loyalty_error"
@@ -125,3 +127,14 @@ class LinkRefused(LoyaltyError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DuplicateBill(LoyaltyError):
+    """This store already credited points for this bill number (and did not refund them)."""
+
+    code = "duplicate_bill"
+
+    def __init__(self, bill_ref: str, credited_at: datetime) -> None:
+        super().__init__(f"bill {bill_ref} was already credited")
+        self.bill_ref = bill_ref
+        self.credited_at = credited_at

@@ -548,3 +548,204 @@ def test_healthz_tells_strangers_only_ok_or_degraded(app: Flask, shop) -> None:
     with_token = app.test_client().get("/healthz", headers={"Authorization": "Bearer health-token-for-tests"}).json
     assert with_token["database"]["backend"] in ("sqlite", "postgresql") and "mode" in with_token["queue"]
     assert "queue" in login(app, "thu-ngan").get("/healthz").json
+
+
+# --- bad input: a clear 4xx or an acknowledged, logged event; never a 500 ----------------------------------
+
+
+def _signed(app: Flask, body: dict) -> object:  # type: ignore[type-arg]
+    import json
+
+    from tests.helpers import post_event
+
+    raw = json.dumps(body, ensure_ascii=True).encode()
+    return post_event(app.test_client(), raw)
+
+
+def _text_body(text: str = "điểm", sender: str = USER, name: str = "user_send_text", **extra: object) -> dict:  # type: ignore[type-arg]
+    return {
+        "app_id": "3349222483842580322",
+        "sender": {"id": sender},
+        "recipient": {"id": "4024926008133882615"},
+        "event_name": name,
+        "message": {"text": text, "msg_id": f"m-{abs(hash((str(text), sender, name)))}"},
+        "timestamp": "1724921900000",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _text_body(text="xin\u0000chào"),
+        _text_body(text="lone \ud800 surrogate"),
+        _text_body(sender="8958041078911298472\u0000"),
+        _text_body(sender="\udc00"),
+        _text_body(sender="9" * 40),
+        _text_body(name="user_send_" + "x" * 70),
+        _text_body(text={"nested": [1, 2]}),  # type: ignore[arg-type]
+    ],
+)
+def test_signed_odd_events_are_stored_clean_or_acknowledged(
+    app: Flask, zalo: ZaloFake, session: Session, shop, body
+) -> None:  # type: ignore[no-untyped-def]
+    from models import WebhookEvent
+
+    zalo.accept_messages()
+    response = _signed(app, body)
+    assert response.status_code == 200, response.data
+    run_jobs(app)
+    for event in session.scalars(select(WebhookEvent)):
+        assert "\u0000" not in str(event.payload)
+
+
+def test_deeply_nested_json_is_refused_or_acknowledged(app: Flask, shop) -> None:
+    import hashlib
+
+    def sign(raw: bytes, secret: str) -> str:  # without parsing the body (the helper's json.loads would recurse)
+        return "mac=" + hashlib.sha256(b"3349222483842580322" + raw + b"1" + secret.encode()).hexdigest()
+
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    raw = ('{"event_name":"user_send_text","timestamp":"1","app_id":"3349222483842580322","x":' + deep + "}").encode()
+    response = app.test_client().post(
+        "/webhooks/zalo", data=raw, headers={"X-ZEvent-Signature": sign(raw, "oa-secret-key-abc")}
+    )
+    assert response.status_code in (200, 400)
+    shallow = '{"a":' * 100 + "1" + "}" * 100
+    raw = (
+        '{"event_name":"user_send_text","timestamp":"1","app_id":"3349222483842580322","x":' + shallow + "}"
+    ).encode()
+    response = app.test_client().post(
+        "/webhooks/zalo", data=raw, headers={"X-ZEvent-Signature": sign(raw, "oa-secret-key-abc")}
+    )
+    assert response.status_code == 200 and response.json["message"] == "ignored: malformed event"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"app_id": "1111111111111111111"}, {"recipient": {"id": "2222222222222222222"}}],
+)
+def test_events_for_another_app_or_oa_are_ignored(app: Flask, session: Session, shop, change: dict) -> None:  # type: ignore[type-arg]
+    import json
+
+    from models import WebhookEvent
+    from tests.helpers import post_event
+
+    raw = json.dumps(_text_body() | change).encode()
+    headers = {}
+    if "app_id" in change:  # signed as Zalo signs it: with the body's app_id first
+        from tests.helpers import sign
+
+        headers = {"X-ZEvent-Signature": sign(raw, "oa-secret-key-abc", first_id=change["app_id"])}
+    response = post_event(app.test_client(), raw, headers=headers)
+    assert response.status_code == 200 and response.json["message"] == "ignored: another app or OA"
+    assert session.scalars(select(WebhookEvent)).all() == []
+
+
+def test_follow_for_another_oa_is_ignored(app: Flask, session: Session, shop) -> None:
+    from models import WebhookEvent
+
+    body = {
+        "oa_id": "999",
+        "follower": {"id": USER},
+        "event_name": "follow",
+        "app_id": "3349222483842580322",
+        "timestamp": "5",
+    }
+    assert _signed(app, body).json["message"] == "ignored: another app or OA"
+    assert session.scalars(select(WebhookEvent)).all() == []
+
+
+@pytest.fixture
+def pos_key(session: Session, shop) -> str:
+    from console.staff import create_api_key
+
+    new = create_api_key(session, store_id=shop["stores"]["Q1"].id, name="POS", created_by_id=None)
+    session.commit()
+    create_member(session, now=datetime.now(UTC), name="Lan", phone="84912345678")
+    session.commit()
+    return new.secret
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ('{"phone":"0912345678","amount":3000000000}', 422),
+        ('{"member_id":1180591620717411303424,"amount":1000}', 422),
+        ('{"phone":"0912345678","amount":1e400}', 422),
+        ('{"phone":"0912345678","amount":Infinity}', 422),
+        ('{"phone":"0912345678","amount":NaN}', 422),
+        ('{"phone":"0912345678","amount":true}', 422),
+        ('{"phone":"0912345678","amount":1000,"bill_ref":"HD\\u0000"}', 400),
+        ('{"phone":"0912345678","amount":1000,"bill_ref":"HD\\ud800"}', 400),
+        ('{"a":' * 1000 + "1" + "}" * 1000, 400),
+    ],
+)
+def test_pos_api_refuses_numbers_and_text_the_database_cannot_hold(
+    app: Flask, pos_key: str, raw: str, status: int
+) -> None:
+    response = app.test_client().post(
+        "/api/v1/earns",
+        data=raw,
+        headers={"X-Api-Key": pos_key, "Idempotency-Key": "k1", "Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.data
+
+
+def test_pos_api_huge_path_ids_are_404(app: Flask, pos_key: str) -> None:
+    response = app.test_client().post(f"/api/v1/earns/{2**70}/reverse", headers={"X-Api-Key": pos_key})
+    assert response.status_code == 404
+
+
+def test_duplicate_bill_is_refused_unless_the_request_says_it_is_new(
+    app: Flask, session: Session, pos_key: str
+) -> None:
+    def earn(idem: str, **extra: object):  # type: ignore[no-untyped-def]
+        body = {"phone": "0912345678", "amount": 250_000, "bill_ref": "HD77", **extra}
+        return app.test_client().post(
+            "/api/v1/earns", json=body, headers={"X-Api-Key": pos_key, "Idempotency-Key": idem}
+        )
+
+    assert earn("k1").status_code == 201
+    assert earn("k1").status_code == 200  # the same request again: a replay
+    second = earn("k2")
+    assert second.status_code == 409 and second.json["error"]["code"] == "duplicate_bill"
+    assert earn("k3", new_bill=True).status_code == 201
+    entry_id = earn("k1").json["entry_id"]
+    app.test_client().post(f"/api/v1/earns/{entry_id}/reverse", headers={"X-Api-Key": pos_key})
+    # HD77 still has k3's credit: refused; once that is refunded too, the number is free again
+    assert earn("k4").status_code == 409
+
+
+def test_counter_page_duplicate_bill_asks_to_confirm(app: Flask, session: Session, shop) -> None:
+    member = create_member(session, now=datetime.now(UTC), name="Lan", phone="84912345678")
+    session.commit()
+    cashier = login(app, "thu-ngan")
+    page = f"/counter/members/{member.id}"
+    cashier.post(f"{page}/earn", {"amount": "250000", "bill_ref": "HD5", "op": "a"}, page=page)
+    refused = cashier.post(
+        f"{page}/earn", {"amount": "250000", "bill_ref": "HD5", "op": "b"}, page=page, follow_redirects=True
+    )
+    assert "Hóa đơn HD5 đã được tích điểm lúc" in text_of(refused)
+    cashier.post(f"{page}/earn", {"amount": "250000", "bill_ref": "HD5", "op": "c", "new_bill": "on"}, page=page)
+    session.expire_all()
+    assert session.get(Member, member.id).points_balance == 50
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/members?page=99999999999999999999",
+        "/admin/members?page=-3",
+        "/admin/audit?page=99999999999999999999",
+        "/admin/members?tier=99999999999999999999999",
+        "/admin/export/ledger.csv?from=2026-01-01&to=9999-12-31",
+        "/admin/export/ledger.csv?from=0001-01-01",
+        "/admin/members?q=%00",
+        "/counter/vouchers/AB%00CD",
+        f"/admin/members/{2**70}",
+    ],
+)
+def test_odd_console_input_is_a_clear_answer(app: Flask, shop, path: str) -> None:
+    response = login(app, "chu").get(path)
+    assert response.status_code in (200, 302, 400, 404), (path, response.status_code)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from tichdiem.extensions import get_queue, get_session, get_settings
 from webhooks.intake import enqueue_after_commit, record_event
 from webhooks.signature import verify_signature
-from zalo.events import MalformedEvent, OaEcho, parse_event
+from zalo.events import MalformedEvent, OaEcho, clean_body, parse_event
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -42,6 +42,7 @@ def receive_zalo_event() -> tuple[Response, int]:
         log.warning("webhook: bad or missing signature for %s from %s", body.get("event_name"), request.remote_addr)
         return _answer("invalid signature", 401)
     try:
+        body = clean_body(body)
         event = parse_event(body)
     except MalformedEvent as exc:
         # Signed by Zalo but unreadable: acknowledge so Zalo stops retrying, and leave a trace.
@@ -49,7 +50,26 @@ def receive_zalo_event() -> tuple[Response, int]:
         return _answer("ignored: malformed event", 200)
     if isinstance(event, OaEcho):
         return _answer("ignored: echo", 200)
+    if not _ours(event, body, settings.zalo_app_id, settings.zalo_oa_id):
+        log.warning("webhook: event for app %r / OA %r ignored", event.app_id[:40], event.oa_id[:40])
+        return _answer("ignored: another app or OA", 200)
     return _store_and_enqueue(event, body)
+
+
+def _ours(event: Any, body: dict[str, Any], app_id: str, oa_id: str) -> bool:
+    """Whether the event names our app and our OA (where it names them at all).
+
+    A valid signature proves only that it was made with our secret, which the app secret and the OA secret
+    key may share with the other OAs of one Zalo app.
+    """
+    if event.app_id and app_id and event.app_id != app_id:
+        return False
+    if not oa_id:
+        return True
+    if "oa_id" in body:  # follow, unfollow, ...
+        return str(body["oa_id"]) == oa_id
+    parties = {_id_of(body.get("sender")), _id_of(body.get("recipient"))}
+    return "" in parties or oa_id in parties  # a message: the OA is one side of it
 
 
 def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]:
@@ -69,10 +89,14 @@ def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]
     return _answer("ok", 200)
 
 
+def _id_of(value: Any) -> str:
+    return str(value.get("id") or "") if isinstance(value, dict) else ""
+
+
 def _load_json(raw: bytes) -> dict[str, Any] | None:
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         return None
     return body if isinstance(body, dict) else None
 

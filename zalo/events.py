@@ -7,6 +7,7 @@ All ids and timestamps stay strings: they are 64-bit values that floats would co
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -139,11 +140,51 @@ class UnknownEvent(ZaloEvent):
     """Any other event: stored and acknowledged, handled by the bot's default."""
 
 
+MAX_DEPTH = 16  # real events nest 4 levels at most
+_EVENT_NAME = re.compile(r"[a-z0-9_]{1,64}")
+_USER_ID = re.compile(r"[0-9A-Za-z_.-]{1,32}")  # Zalo's are 64-bit numbers as strings; the emulator's too
+
+
+def clean_body(value: Any, depth: int = 0) -> Any:
+    """The body as it can be stored anywhere: no NUL (PostgreSQL's JSONB refuses it), no lone surrogate
+    (not UTF-8), at most MAX_DEPTH levels. Raises MalformedEvent for deeper nesting."""
+    if depth > MAX_DEPTH:
+        raise MalformedEvent("nested too deep")
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_text(str(k)): clean_body(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_body(v, depth + 1) for v in value]
+    return value
+
+
+def _clean_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")  # a lone surrogate becomes U+FFFD
+
+
 def parse_event(body: dict[str, Any]) -> ZaloEvent:
-    """Turn a webhook body into a typed event. Raises MalformedEvent if there is no event_name."""
+    """Turn a webhook body into a typed event.
+
+    Raises MalformedEvent if there is no event name, or a name or user id no Zalo event has (they are
+    stored in columns of 64 and 32 characters, and a row that cannot be stored must not become a 500).
+    """
     name = body.get("event_name")
     if not isinstance(name, str) or not name:
         raise MalformedEvent("no event_name")
+    if not _EVENT_NAME.fullmatch(name):
+        raise MalformedEvent(f"event_name {name[:80]!r}")
+    event = _parse_event(body, name)
+    if event.user_id is not None and not _USER_ID.fullmatch(event.user_id):
+        raise MalformedEvent(f"user id {event.user_id[:80]!r}")
+    return event
+
+
+def _parse_event(body: dict[str, Any], name: str) -> ZaloEvent:
     base = {
         "event_name": name,
         "timestamp": _s(body.get("timestamp")),
