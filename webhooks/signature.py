@@ -19,7 +19,12 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def compute_signature(first_id: str, raw_body: bytes, timestamp: str, secret: str) -> str:
-    return hashlib.sha256(first_id.encode() + raw_body + timestamp.encode() + secret.encode()).hexdigest()
+    # surrogatepass: a body's app_id or timestamp may hold a lone surrogate ("\ud800" in JSON); it must make
+    # the signature wrong, not the request fail.
+    def b(text: str) -> bytes:
+        return text.encode("utf-8", "surrogatepass")
+
+    return hashlib.sha256(b(first_id) + raw_body + b(timestamp) + b(secret)).hexdigest()
 
 
 def verify_signature(
