@@ -18,7 +18,6 @@ from console.operations import CounterActor, NotAllowed, earn_for_bill, new_clai
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
 from console.throttle import code_guesses
-from jobs.outbox import enqueue_delivery
 from loyalty import errors
 from loyalty import rewards as reward_rules
 from loyalty.cards import InvalidCard, member_from_token
@@ -28,7 +27,7 @@ from loyalty.members import find_by_phone
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
 from models import ApiKey, LedgerEntry, Member, Reward, Tier, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings, services
+from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,7 +119,7 @@ def earn() -> tuple[Response, int]:
     existing = db.scalar(_entry_by_key(key))
     if existing is not None and (existing.member_id != member.id or existing.bill_amount != amount):
         raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different earn")
-    outcome = earn_for_bill(
+    result = earn_for_bill(
         db,
         member.id,
         amount,
@@ -134,8 +133,6 @@ def earn() -> tuple[Response, int]:
         new_bill=body.get("new_bill") is True,
     )
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
-    result = outcome.value
     db.refresh(member)
     payload = {
         "entry_id": result.entry.id if result.entry else None,
@@ -155,14 +152,11 @@ def reverse(entry_id: int) -> tuple[Response, int]:
     entry = db.get(LedgerEntry, entry_id)
     if entry is None or entry.store_id != g.api_key.store_id:
         raise ApiError(404, "entry_not_found", "no earn with this id for this store")
-    outcome = reverse_earn(db, entry_id, by=_actor(owner=True), now=utcnow())
+    reversal = reverse_earn(db, entry_id, by=_actor(owner=True), now=utcnow())
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
     member = db.get(Member, entry.member_id)
     assert member is not None
-    return jsonify(
-        {"reversal_entry_id": outcome.value.id, "points": outcome.value.points, "balance": member.points_balance}
-    ), 200
+    return jsonify({"reversal_entry_id": reversal.id, "points": reversal.points, "balance": member.points_balance}), 200
 
 
 @bp.post("/claims")
@@ -229,7 +223,7 @@ def redeem_voucher(code: str) -> Response:
     db = get_session()
     member_id = body.get("member_id")
     _find_voucher_throttled(code)
-    outcome = use_voucher(
+    used = use_voucher(
         db,
         code,
         key=_idempotency_key(),
@@ -239,13 +233,12 @@ def redeem_voucher(code: str) -> Response:
         member_id=_int(body, "member_id") if member_id is not None else None,
     )
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
     return jsonify(
         {
             "voucher": {
-                "code": pretty_voucher_code(outcome.value.code),
-                "status": outcome.value.status,
-                "used_at": outcome.value.used_at.isoformat() if outcome.value.used_at else None,
+                "code": pretty_voucher_code(used.code),
+                "status": used.status,
+                "used_at": used.used_at.isoformat() if used.used_at else None,
             }
         }
     )

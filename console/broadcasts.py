@@ -13,10 +13,11 @@ from console.broadcast_form import BUTTONS, draft_from_form, form_values
 from console.operations import audit
 from jobs import broadcasts
 from jobs.automations import member_fields, personalize
+from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt
 from loyalty.segments import Segment, audience_query, audience_size
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings
+from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
 
@@ -92,9 +93,9 @@ def new() -> str | Response:
                 created_by=by.actor,
             )
             audit(db, by, "broadcast_create", now, details={"broadcast_id": broadcast.id, "name": broadcast.name})
-            db.commit()
             if draft.send_at is None:  # start now rather than at the next cron tick
-                get_queue().enqueue(broadcasts.start_due_broadcasts)
+                enqueue_after_commit(db, broadcasts.start_due_broadcasts)
+            db.commit()
             flash(_created_message(broadcast, settings.tz), "success")
             return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
         if draft is not None:
@@ -146,9 +147,9 @@ def control(broadcast_id: int, action: str) -> Response:
         broadcasts.pause(db, broadcast_id)
     elif action == "cancel":
         broadcasts.cancel(db, broadcast_id, utcnow())
+    else:
+        broadcasts.resume(db, broadcast_id)
     db.commit()
-    if action == "resume":
-        broadcasts.resume(db, get_queue(), broadcast_id)
     db.refresh(broadcast)
     if broadcast.status == before:
         flash(f"Không thể thực hiện: chiến dịch đang ở trạng thái “{STATUS_LABELS[before]}”.", "error")

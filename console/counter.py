@@ -26,7 +26,6 @@ from console.operations import (
 )
 from console.qr import qr_svg
 from console.throttle import code_guesses
-from jobs.outbox import enqueue_delivery
 from loyalty import format as fmt
 from loyalty import rewards
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
@@ -47,7 +46,7 @@ from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
 from models import Claim, LedgerEntry, Member, Role, Tier, Voucher, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings, services
+from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
 BAD_AMOUNT = "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k."
@@ -113,7 +112,7 @@ def earn(member_id: int) -> Response:
     db = get_session()
     try:
         amount = parse_amount(request.form.get("amount", ""))
-        outcome = earn_for_bill(
+        result = earn_for_bill(
             db,
             member_id,
             amount,
@@ -142,8 +141,6 @@ def earn(member_id: int) -> Response:
         flash("Thành viên đang bị khóa." if isinstance(exc, MemberBlocked) else "Số tiền không hợp lệ.", "error")
         return redirect(url_for("counter.member", member_id=member_id))
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
-    result = outcome.value
     if result.points:
         flash(f"+{fmt.points(result.points)} điểm — số dư {fmt.points(result.balance)} điểm.", "success")
     else:
@@ -158,7 +155,7 @@ def link_zalo(member_id: int) -> Response:
     db = get_session()
     db.get(Member, member_id) or abort(404)
     try:
-        outcome = link_chat_user(
+        link_chat_user(
             db,
             member_id,
             request.form.get("code", "")[:20],
@@ -171,7 +168,6 @@ def link_zalo(member_id: int) -> Response:
         flash(LINK_ERRORS.get(exc.reason, "Không liên kết được."), "error")
         return redirect(url_for("counter.member", member_id=member_id))
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
     flash("Đã liên kết Zalo của khách với thẻ thành viên. ✔", "success")
     return redirect(url_for("counter.member", member_id=member_id))
 
@@ -181,7 +177,7 @@ def link_zalo(member_id: int) -> Response:
 def reverse(entry_id: int) -> Response:
     db = get_session()
     try:
-        outcome = reverse_earn(db, entry_id, by=counter_actor(), now=_now())
+        reverse_earn(db, entry_id, by=counter_actor(), now=_now())
     except NotAllowed as exc:
         db.rollback()
         flash(f"Không hoàn được: {exc}.", "error")
@@ -191,7 +187,6 @@ def reverse(entry_id: int) -> Response:
         flash("Không hoàn được: thành viên không còn đủ điểm hoặc giao dịch đã hoàn.", "error")
         return redirect(url_for("counter.home"))
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
     flash("Đã hoàn điểm của hóa đơn.", "success")
     return redirect(url_for("counter.home"))
 
@@ -230,7 +225,7 @@ def use(code: str) -> Response:
         return redirect(url_for("counter.home"))
     member_id = request.form.get("member_id", type=an_id)
     try:
-        outcome = use_voucher(
+        use_voucher(
             db,
             code,
             key=f"counter-voucher:{_op()}",
@@ -244,7 +239,6 @@ def use(code: str) -> Response:
         flash(VOUCHER_ERRORS[type(exc)], "error")
         return redirect(url_for("counter.voucher", code=code))
     db.commit()
-    enqueue_delivery(get_queue(), outcome.outbox_ids)
     flash("Đã dùng voucher. ✔", "success")
     return redirect(url_for("counter.voucher", code=code))
 

@@ -1,12 +1,12 @@
 """What happens at the counter, for the cashier page and the POS API alike.
 
 Each operation writes the ledger, the audit trail and the member's chat notification (an outbox row)
-in the caller's transaction; after committing, the caller enqueues delivery of the returned outbox ids.
+in the caller's transaction; the notification's delivery job starts when the caller commits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.replies import render
-from jobs.outbox import OutboxItem, queue_messages
+from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
 from loyalty import earning, ledger, rewards
 from loyalty import format as fmt
 from loyalty.claims import create_claim
@@ -23,7 +23,7 @@ from loyalty.codes import pretty_voucher_code
 from loyalty.errors import LoyaltyError
 from loyalty.linking import confirm_link
 from loyalty.program import ProgramRules
-from models import AuditLog, Claim, EntryKind, LedgerEntry, Member, Reward, Tier, Voucher
+from models import AuditLog, Claim, EntryKind, LedgerEntry, LinkRequest, Member, Reward, Tier, Voucher
 from zalo.messages import text_message
 
 SELF_REVERSAL_WINDOW = timedelta(minutes=15)
@@ -48,14 +48,6 @@ class CounterActor:
         return ledger.Actor("staff", self.actor)
 
 
-@dataclass
-class Outcome:
-    """The operation's result plus the outbox rows to deliver after commit."""
-
-    value: Any
-    outbox_ids: list[int] = field(default_factory=list)
-
-
 def earn_for_bill(
     session: Session,
     member_id: int,
@@ -69,7 +61,7 @@ def earn_for_bill(
     bill_ref: str | None = None,
     channel: str = "counter",
     new_bill: bool = False,
-) -> Outcome:
+) -> earning.EarnResult:
     result = earning.earn(
         session,
         member_id,
@@ -85,7 +77,7 @@ def earn_for_bill(
         new_bill=new_bill,
     )
     if result.replayed or result.entry is None:
-        return Outcome(result)
+        return result
     audit(
         session,
         by,
@@ -102,10 +94,11 @@ def earn_for_bill(
         bill_ref=bill_ref,
         balance=fmt.points(result.balance),
     )
-    return Outcome(result, _notify(session, member_id, f"earn:{result.entry.id}", text))
+    _notify(session, member_id, f"earn:{result.entry.id}", text)
+    return result
 
 
-def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> Outcome:
+def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> LedgerEntry:
     """Refund a bill's points. A cashier may reverse only their own latest earn within 15 minutes."""
     entry = session.get(LedgerEntry, entry_id)
     if entry is None or entry.kind != EntryKind.EARN:
@@ -116,7 +109,7 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
         session, entry.id, key=f"refund:{entry.id}", now=now, actor=by.ledger_actor, reason="hoàn hóa đơn"
     )
     if replayed:
-        return Outcome(reversal)
+        return reversal
     audit(
         session,
         by,
@@ -135,7 +128,8 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
         amount=fmt.vnd(entry.bill_amount or 0),
         balance=fmt.points(member.points_balance),
     )
-    return Outcome(reversal, _notify(session, entry.member_id, f"reverse:{reversal.id}", text))
+    _notify(session, entry.member_id, f"reverse:{reversal.id}", text)
+    return reversal
 
 
 def use_voucher(
@@ -147,12 +141,12 @@ def use_voucher(
     now: datetime,
     tz: ZoneInfo,
     member_id: int | None = None,
-) -> Outcome:
+) -> Voucher:
     voucher = rewards.use_voucher(
         session, code, key=key, now=now, used_by=by.actor, store_id=by.store_id, member_id=member_id
     )
     if voucher.used_key != key or _already_audited(session, voucher.id):
-        return Outcome(voucher)
+        return voucher
     audit(
         session,
         by,
@@ -169,12 +163,13 @@ def use_voucher(
         reward=reward.name if reward else "",
         time=now.astimezone(tz).strftime("%H:%M %d/%m/%Y"),
     )
-    return Outcome(voucher, _notify(session, voucher.member_id, f"voucher-used:{voucher.id}", text))
+    _notify(session, voucher.member_id, f"voucher-used:{voucher.id}", text)
+    return voucher
 
 
 def link_chat_user(
     session: Session, member_id: int, code: str, *, by: CounterActor, now: datetime, shop_name: str
-) -> Outcome:
+) -> LinkRequest:
     """The cashier checked the person and typed the code from their chat: link, audit, welcome them in the chat."""
     request = confirm_link(session, member_id=member_id, code=code, by=by.actor, now=now)
     member = session.get(Member, member_id)
@@ -191,7 +186,8 @@ def link_chat_user(
     caption = render("card_caption", name=member.name or "bạn")
     messages: list[OutboxItem] = [text_message(text), ("member_card", {"member_id": member.id, "caption": caption})]
     ids = queue_messages(session, key=f"link:{request.id}", user_id=request.zalo_user_id, messages=messages)
-    return Outcome(request, ids)
+    deliver_after_commit(session, ids)
+    return request
 
 
 def new_claim(
@@ -242,11 +238,12 @@ def _check_self_reversal(session: Session, entry: LedgerEntry, by: CounterActor,
         raise NotAllowed("chỉ hoàn được giao dịch tích điểm gần nhất của bạn")
 
 
-def _notify(session: Session, member_id: int, key: str, text: str) -> list[int]:
+def _notify(session: Session, member_id: int, key: str, text: str) -> None:
+    """The member's chat message, sent once the caller commits (imported members without Zalo get none)."""
     member = session.get(Member, member_id)
-    if member is None or not member.zalo_user_id:
-        return []  # imported members without Zalo get no chat message
-    return queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[text_message(text)])
+    if member is not None and member.zalo_user_id:
+        ids = queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[text_message(text)])
+        deliver_after_commit(session, ids)
 
 
 def audit(session: Session, by: CounterActor, action: str, now: datetime, **fields: Any) -> None:

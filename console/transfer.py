@@ -15,7 +15,7 @@ from console.exports import export_response, ledger_table, members_table
 from console.forms import YEARS
 from console.operations import audit
 from console.reports import member_filter
-from jobs.imports import enqueue_check, enqueue_import
+from jobs.imports import check_after_commit, enqueue_import
 from loyalty import format as fmt
 from loyalty.member_import import (
     MAX_COLUMNS,
@@ -28,7 +28,7 @@ from loyalty.member_import import (
     read_table,
 )
 from models import ImportStatus, MemberImport, Role, utcnow
-from tichdiem.extensions import get_queue, get_session, get_settings, services
+from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("transfer", __name__, url_prefix="/admin")
 
@@ -78,8 +78,9 @@ def import_members() -> str | Response:
         created_at=utcnow(),
     )
     db.add(job)
+    db.flush()
+    check_after_commit(db, job.id)
     db.commit()
-    enqueue_check(get_queue(), job.id)
     return redirect(url_for("transfer.show_import", import_id=job.id))
 
 
@@ -111,7 +112,7 @@ def confirm_import(import_id: int) -> Response:
     db = get_session()
     job = db.get(MemberImport, import_id) or abort(404)
     details = {"import_id": job.id, "filename": job.filename, "rows": job.total_rows}
-    if enqueue_import(db, get_queue(), import_id):
+    if enqueue_import(db, import_id):
         audit(db, counter_actor(), "import", utcnow(), details=details)
         db.commit()
         flash("Đang nhập danh sách: trang này tự cập nhật tiến độ.", "success")

@@ -4,14 +4,15 @@ each is safe to run twice (idempotency keys per member and occasion)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import extract, select, update
 from sqlalchemy.orm import Session
 
 from jobs.context import current_context
-from jobs.outbox import enqueue_delivery, queue_messages
+from jobs.outbox import deliver_after_commit, queue_messages
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
 from loyalty import ledger, placeholders, rewards, tiers
@@ -22,6 +23,7 @@ from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, 
 log = logging.getLogger(__name__)
 TOKEN_REFRESH_MARGIN = timedelta(hours=2)
 DELIVERY_CHUNK = 100
+T = TypeVar("T")
 
 
 def personalize(text: str, **values: Any) -> str:
@@ -74,12 +76,8 @@ def birthday_offers(now: datetime | None = None) -> int:
         if not automations.birthday_enabled or (automations.birthday_on == "month" and today.day != 1):
             return 0
         member_ids = list(session.scalars(_birthday_query(today, automations.birthday_on)))
-    outbox: list[int] = []
-    for member_id in member_ids:
-        with context.sessions() as session:
-            outbox += _birthday_for(session, member_id, today, now, rules, context.settings.shop_name)
-            session.commit()
-    _deliver(outbox)
+    shop = context.settings.shop_name
+    _in_batches(member_ids, lambda session, member_id: _birthday_for(session, member_id, today, now, rules, shop))
     return len(member_ids)
 
 
@@ -130,35 +128,29 @@ def congratulate_tier_ups() -> int:
                 select(TierEvent.id).where(TierEvent.direction == "up", TierEvent.notified_at.is_(None)).limit(500)
             )
         )
-    outbox: list[int] = []
-    for event_id in event_ids:
-        with context.sessions() as session:
-            # Claim the event: of two workers, only the one whose UPDATE matches sends the message.
-            claimed = session.execute(
-                update(TierEvent)
-                .where(TierEvent.id == event_id, TierEvent.notified_at.is_(None))
-                .values(notified_at=utcnow())
-                .returning(TierEvent.id)
-            ).scalar()
-            if claimed is not None and rules.automations.tier_up_enabled:
-                event = session.get(TierEvent, event_id)
-                member = session.get(Member, event.member_id) if event else None
-                tier = session.get(Tier, event.to_tier_id) if event else None
-                if member is not None and tier is not None:
-                    values = member_fields(session, member, context.settings.shop_name) | {
-                        "hang": tier.name,
-                        "quyen_loi": tier.benefits or "—",
-                    }
-                    outbox += queue_proactive(
-                        session,
-                        member,
-                        key=f"tier-up:{event_id}",
-                        promotional=False,
-                        text=personalize(rules.automations.tier_up_text, **values),
-                    )
-            session.commit()
-    _deliver(outbox)
+    shop = context.settings.shop_name
+    _in_batches(event_ids, lambda session, event_id: _congratulate(session, event_id, rules, shop))
     return len(event_ids)
+
+
+def _congratulate(session: Session, event_id: int, rules: ProgramRules, shop: str) -> list[int]:
+    # Claim the event: of two workers, only the one whose UPDATE matches sends the message.
+    claimed = session.execute(
+        update(TierEvent)
+        .where(TierEvent.id == event_id, TierEvent.notified_at.is_(None))
+        .values(notified_at=utcnow())
+        .returning(TierEvent.id)
+    ).scalar()
+    if claimed is None or not rules.automations.tier_up_enabled:
+        return []
+    event = session.get(TierEvent, event_id)
+    member = session.get(Member, event.member_id) if event else None
+    tier = session.get(Tier, event.to_tier_id) if event else None
+    if member is None or tier is None:
+        return []
+    values = member_fields(session, member, shop) | {"hang": tier.name, "quyen_loi": tier.benefits or "—"}
+    text = personalize(rules.automations.tier_up_text, **values)
+    return queue_proactive(session, member, key=f"tier-up:{event_id}", promotional=False, text=text)
 
 
 def expire_points(now: datetime | None = None) -> int:
@@ -202,22 +194,22 @@ def remind_expiring(now: datetime | None = None) -> int:
         assert expires_at is not None  # filtered in the query
         day = expires_at.astimezone(tz).date()
         due[(member_id, day)] = due.get((member_id, day), 0) + remaining
-    outbox: list[int] = []
-    for (member_id, day), points in sorted(due.items()):
-        with context.sessions() as session:
-            member = session.get(Member, member_id)
-            if member is not None and member.status == MemberStatus.ACTIVE:
-                text = personalize(
-                    automations.expiry_reminder_text,
-                    so_diem=fmt.points(points),
-                    ngay=day.strftime("%d/%m/%Y"),
-                    **member_fields(session, member, context.settings.shop_name),
-                )
-                outbox += queue_proactive(
-                    session, member, key=f"expiry-reminder:{member_id}:{day.isoformat()}", text=text, promotional=False
-                )
-            session.commit()
-    _deliver(outbox)
+
+    def remind(session: Session, item: tuple[tuple[int, date], int]) -> list[int]:
+        (member_id, day), points = item
+        member = session.get(Member, member_id)
+        if member is None or member.status != MemberStatus.ACTIVE:
+            return []
+        text = personalize(
+            automations.expiry_reminder_text,
+            so_diem=fmt.points(points),
+            ngay=day.strftime("%d/%m/%Y"),
+            **member_fields(session, member, context.settings.shop_name),
+        )
+        key = f"expiry-reminder:{member_id}:{day.isoformat()}"
+        return queue_proactive(session, member, key=key, text=text, promotional=False)
+
+    _in_batches(sorted(due.items()), remind)
     return len(due)
 
 
@@ -248,10 +240,15 @@ def keep_token_fresh() -> bool:
     return True
 
 
-def _deliver(outbox_ids: list[int]) -> None:
-    queue = current_context().queue
-    for start in range(0, len(outbox_ids), DELIVERY_CHUNK):
-        enqueue_delivery(queue, outbox_ids[start : start + DELIVERY_CHUNK])
+def _in_batches(items: Sequence[T], work: Callable[[Session, T], list[int]]) -> None:
+    """`work` for each item, DELIVERY_CHUNK items per transaction; each transaction's messages get one
+    delivery job when it commits. A failure rolls back its batch only; the retried job redoes it (same keys)."""
+    context = current_context()
+    for start in range(0, len(items), DELIVERY_CHUNK):
+        with context.sessions() as session:
+            outbox = [outbox_id for item in items[start : start + DELIVERY_CHUNK] for outbox_id in work(session, item)]
+            deliver_after_commit(session, outbox)
+            session.commit()
 
 
 def _is_leap(year: int) -> bool:

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from jobs.automations import member_fields, personalize
 from jobs.context import current_context
+from jobs.deferred import enqueue_after_commit
 from jobs.outbox import STALE_CLAIM, deliver_one, mark_interrupted
 from loyalty.errors import InvalidSettings
 from loyalty.segments import Segment, audience_query
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, rows_updated, utcnow
 from zalo.errors import ZaloError
 from zalo.policy import is_night, next_morning
 
@@ -81,11 +82,9 @@ def start_due_broadcasts() -> int:
                 .where(Broadcast.id == broadcast_id)
                 .values(status=BroadcastStatus.SENDING, started_at=now)
             )
+            job_id = f"bc-{broadcast_id}-fanout-{secrets.token_hex(3)}"
+            enqueue_after_commit(session, fan_out, broadcast_id, job_id=job_id, job_timeout=3600)
         session.commit()
-    for broadcast_id in due:
-        context.queue.enqueue(
-            fan_out, broadcast_id, job_id=f"bc-{broadcast_id}-fanout-{secrets.token_hex(3)}", job_timeout=3600
-        )
     return len(due)
 
 
@@ -113,8 +112,8 @@ def fan_out(broadcast_id: int) -> int:
             .where(Broadcast.id == broadcast_id)
             .values(audience=len(member_ids), fanned_out_at=utcnow())
         )
+        senders_after_commit(session, broadcast_id)
         session.commit()
-    enqueue_senders(context.queue, broadcast_id)
     return len(member_ids)
 
 
@@ -144,9 +143,11 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
         _reset_throttle(broadcast_id)
 
 
-def enqueue_senders(queue: Queue, broadcast_id: int, at: datetime | None = None) -> None:
+def senders_after_commit(session: Session, broadcast_id: int) -> None:
+    """The broadcast's sender jobs (one per part) start once the caller commits."""
     for part in range(SENDERS):
-        _schedule(queue, broadcast_id, part, at)
+        job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
+        enqueue_after_commit(session, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
 
 
 def pause(session: Session, broadcast_id: int) -> None:
@@ -157,15 +158,16 @@ def pause(session: Session, broadcast_id: int) -> None:
     )
 
 
-def resume(session: Session, queue: Queue, broadcast_id: int) -> None:
-    """Call, then commit, then the senders start (they read the status)."""
-    session.execute(
+def resume(session: Session, broadcast_id: int) -> None:
+    """A paused broadcast sends again: its senders start when the caller commits (they read the status)."""
+    resumed = rows_updated(
+        session,
         update(Broadcast)
         .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PAUSED)
-        .values(status=BroadcastStatus.SENDING)
+        .values(status=BroadcastStatus.SENDING),
     )
-    session.commit()
-    enqueue_senders(queue, broadcast_id)
+    if resumed:
+        senders_after_commit(session, broadcast_id)
 
 
 def cancel(session: Session, broadcast_id: int, now: datetime) -> None:
@@ -222,7 +224,7 @@ def recover_broadcasts() -> int:
             )
             if last_activity is None or last_activity < now - STALE_CLAIM:
                 restarted += 1
-                enqueue_senders(context.queue, broadcast.id)
+                senders_after_commit(session, broadcast.id)
         session.commit()
     return restarted
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from rq import Queue, Retry
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jobs.context import current_context
+from jobs.deferred import RETRY, enqueue_after_commit
 from loyalty.member_import import (
     ImportCounts,
     ImportFileError,
@@ -28,25 +28,26 @@ from models import ImportStatus, MemberImport, rows_updated, utcnow
 
 log = logging.getLogger(__name__)
 CHUNK = 500
-IMPORT_RETRY = Retry(max=2, interval=[10, 60])
 
 
-def enqueue_import(session: Session, queue: Queue, import_id: int) -> bool:
-    """Mark a previewed import queued (once: a double click does nothing) and start its job after commit."""
+def enqueue_import(session: Session, import_id: int) -> bool:
+    """Mark a previewed import queued (once: a double click does nothing); its job starts after the commit."""
     claimed = rows_updated(
         session,
         update(MemberImport)
         .where(MemberImport.id == import_id, MemberImport.status == ImportStatus.PREVIEW)
         .values(status=ImportStatus.QUEUED),
     )
-    session.commit()
     if claimed:
-        queue.enqueue(run_import, import_id, job_id=f"import-{import_id}", job_timeout=3600, retry=IMPORT_RETRY)
+        options = {"job_id": f"import-{import_id}", "job_timeout": 3600, "retry": RETRY}
+        enqueue_after_commit(session, run_import, import_id, **options)
     return bool(claimed)
 
 
-def enqueue_check(queue: Queue, import_id: int) -> None:
-    queue.enqueue(check_import, import_id, job_id=f"import-check-{import_id}", job_timeout=1800, retry=IMPORT_RETRY)
+def check_after_commit(session: Session, import_id: int) -> None:
+    """The uploaded list is read and checked by a job once its row is committed."""
+    options = {"job_id": f"import-check-{import_id}", "job_timeout": 1800, "retry": RETRY}
+    enqueue_after_commit(session, check_import, import_id, **options)
 
 
 def check_import(import_id: int) -> str:

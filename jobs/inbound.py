@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
-from rq import Queue, Retry
+from rq import Queue
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from jobs.context import JobContext, current_context
+from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages
 from jobs.profiles import fetch_profile
 from models import EventStatus, WebhookEvent, lock_row, utcnow
@@ -16,20 +19,24 @@ from zalo.events import parse_event
 
 log = logging.getLogger(__name__)
 
-# Backoff for a failed event or send: 5 s, 30 s, 2 min, 10 min, 30 min; then the job stays failed.
-EVENT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
-FAILED_JOB_TTL = 30 * 24 * 3600  # keep failed jobs a month, for inspection and requeue
+
+def handle_after_commit(session: Session, event_id: int) -> None:
+    """The event's job starts once the transaction that stored it commits."""
+    enqueue_after_commit(session, handle_event, event_id, **_job_options(event_id))
 
 
 def enqueue_handle_event(queue: Queue, event_id: int) -> None:
-    queue.enqueue(
-        handle_event,
-        event_id,
-        job_id=f"evt-{event_id}",
-        retry=EVENT_RETRY,
-        failure_ttl=FAILED_JOB_TTL,
-        description=f"handle webhook event {event_id}",
-    )
+    """For recovery (`tichdiem events drain`): the job id makes a second enqueue of one event a no-op."""
+    queue.enqueue(handle_event, event_id, **_job_options(event_id))
+
+
+def _job_options(event_id: int) -> dict[str, Any]:
+    return {
+        "job_id": f"evt-{event_id}",
+        "retry": RETRY,
+        "failure_ttl": FAILED_JOB_TTL,
+        "description": f"handle webhook event {event_id}",
+    }
 
 
 def handle_event(event_id: int) -> str:

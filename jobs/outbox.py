@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rq import Queue, Retry
+from rq import Queue
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
 from zalo.client import ZaloClient
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=2)  # well above the client's connect + read timeout
 MAX_SEND_ATTEMPTS = 6  # the first try plus the job's five retries
-SEND_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 
 
 class CardSender(Protocol):
@@ -201,20 +201,24 @@ def deliver_messages(outbox_ids: list[int]) -> None:
         ).all()
     for not_before in sorted({nb for _, nb in waiting if nb is not None}):
         context.queue.enqueue_at(
-            not_before, deliver_messages, [i for i, nb in waiting if nb == not_before], retry=SEND_RETRY
+            not_before, deliver_messages, [i for i, nb in waiting if nb == not_before], retry=RETRY
         )
+
+
+def deliver_after_commit(session: Session, outbox_ids: Sequence[int]) -> None:
+    """Their delivery job starts once the transaction that wrote the rows commits."""
+    if outbox_ids:
+        enqueue_after_commit(session, deliver_messages, list(outbox_ids), **_delivery_options(outbox_ids))
 
 
 def enqueue_delivery(queue: Queue, outbox_ids: Sequence[int]) -> None:
-    """Call after the commit that wrote the rows. If Redis is down, the rows wait for `tichdiem outbox drain`."""
+    """For recovery (`tichdiem outbox drain`): rows already committed, their job lost."""
     if outbox_ids:
-        queue.enqueue(
-            deliver_messages,
-            list(outbox_ids),
-            retry=SEND_RETRY,
-            failure_ttl=30 * 24 * 3600,
-            description=f"deliver outbox {list(outbox_ids)[:5]}",
-        )
+        queue.enqueue(deliver_messages, list(outbox_ids), **_delivery_options(outbox_ids))
+
+
+def _delivery_options(outbox_ids: Sequence[int]) -> dict[str, Any]:
+    return {"retry": RETRY, "failure_ttl": FAILED_JOB_TTL, "description": f"deliver outbox {list(outbox_ids)[:5]}"}
 
 
 def stuck_message_ids(session: Session, older_than: timedelta = timedelta(minutes=1), limit: int = 10_000) -> list[int]:

@@ -263,7 +263,8 @@ def test_pause_resume_cancel(app: Flask, zalo: ZaloFake, session: Session, servi
     assert zalo.sent_messages() == []
     with app.app_context():
         assert broadcasts.progress(session, broadcast_id)["counts"] == {"pending": 3}
-        broadcasts.resume(session, services.queue, broadcast_id)
+        broadcasts.resume(session, broadcast_id)
+        session.commit()
     run_jobs(app)
     assert len(zalo.sent_messages()) == 3
     other = make_broadcast(app, session, Segment())

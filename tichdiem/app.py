@@ -108,9 +108,9 @@ def _settings() -> Settings:
 
 def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
     redis = redis or make_redis(settings.redis_url)
     queue = make_queue(redis)
+    sessions = make_session_factory(engine, queue)
     return Services(
         settings=settings,
         engine=engine,

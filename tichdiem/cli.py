@@ -15,7 +15,7 @@ from tichdiem import migrate
 from tichdiem.config import InsecureSettings, Settings
 from tichdiem.extensions import Services, services
 from tichdiem.queue import run_embedded_worker, run_worker
-from webhooks.intake import enqueue_after_commit, unhandled_event_ids
+from webhooks.intake import enqueue_waiting, unhandled_event_ids
 
 
 def _create_app() -> Flask:
@@ -181,7 +181,7 @@ def events_drain() -> None:
     svc = services()
     with svc.sessions() as session:
         ids = unhandled_event_ids(session, limit=100_000)
-    enqueued = sum(enqueue_after_commit(svc.queue, event_id) for event_id in ids)
+    enqueued = enqueue_waiting(svc.queue, ids)
     click.echo(f"{enqueued} of {len(ids)} waiting event(s) enqueued")
 
 
@@ -381,7 +381,8 @@ def broadcast_resume(broadcast_id: int) -> None:
     from jobs.broadcasts import resume
 
     with services().sessions() as session:
-        resume(session, services().queue, broadcast_id)
+        resume(session, broadcast_id)
+        session.commit()
     click.echo("resumed")
 
 

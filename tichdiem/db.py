@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rq import Queue
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+QUEUE_KEY = "tichdiem.queue"  # Session.info: the RQ queue that jobs deferred until commit go to
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -38,18 +38,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, queue: Queue | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine` whose `jobs.deferred.enqueue_after_commit` calls go to `queue` after commit."""
     # expire_on_commit=False: jobs read attributes after commit (e.g. to send the reply).
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A Session that commits on success and rolls back on error (for jobs and CLI commands)."""
-    with sessions() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    return sessionmaker(engine, expire_on_commit=False, info={QUEUE_KEY: queue} if queue is not None else {})

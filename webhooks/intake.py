@@ -10,7 +10,7 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs.inbound import enqueue_handle_event
+from jobs.inbound import enqueue_handle_event, handle_after_commit
 from models import EventStatus, WebhookEvent, insert_ignore, utcnow
 from zalo.events import ZaloEvent, dedupe_key
 
@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def record_event(session: Session, event: ZaloEvent, body: dict[str, Any]) -> int | None:
-    """Insert the event unless its key is known. Returns the new row id, or None for a redelivery.
+    """Insert the event unless its key is known, and start its job once the caller commits.
 
-    ON CONFLICT DO NOTHING makes two concurrent deliveries of one event race safely: exactly one
-    insert wins, the other sees no row returned.
+    Returns the new row id, or None for a redelivery. ON CONFLICT DO NOTHING makes two concurrent
+    deliveries of one event race safely: exactly one insert wins, the other sees no row returned.
     """
     values = {
         "dedupe_key": dedupe_key(event),
@@ -32,17 +32,22 @@ def record_event(session: Session, event: ZaloEvent, body: dict[str, Any]) -> in
         "attempts": 0,
         "received_at": utcnow(),
     }
-    return insert_ignore(session, WebhookEvent, values, ["dedupe_key"])
+    event_id = insert_ignore(session, WebhookEvent, values, ["dedupe_key"])
+    if event_id is not None:
+        handle_after_commit(session, event_id)  # Redis down then: the event stays "received" for recovery
+    return event_id
 
 
-def enqueue_after_commit(queue: Queue, event_id: int) -> bool:
-    """Enqueue the handling job. If Redis is down the event stays `received` for `tichdiem events drain`."""
-    try:
-        enqueue_handle_event(queue, event_id)
-        return True
-    except RedisError:
-        log.exception("webhook: event %s stored but not enqueued (queue down); drain will pick it up", event_id)
-        return False
+def enqueue_waiting(queue: Queue, event_ids: list[int]) -> int:
+    """Recovery: enqueue events stored but never handled; returns how many were enqueued."""
+    enqueued = 0
+    for event_id in event_ids:
+        try:
+            enqueue_handle_event(queue, event_id)
+            enqueued += 1
+        except RedisError:
+            log.exception("events: %s not enqueued (queue down)", event_id)
+    return enqueued
 
 
 def unhandled_event_ids(session: Session, limit: int = 1000) -> list[int]:

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
-from tichdiem.extensions import get_queue, get_session, get_settings
-from webhooks.intake import enqueue_after_commit, record_event
+from tichdiem.extensions import get_session, get_settings
+from webhooks.intake import record_event
 from webhooks.signature import verify_signature
 from zalo.events import MalformedEvent, OaEcho, clean_body, parse_event
 
@@ -84,7 +84,6 @@ def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]
         return _answer("temporarily unavailable", 503)
     if event_id is None:
         return _answer("duplicate", 200)
-    enqueue_after_commit(get_queue(), event_id)
     current_app.logger.debug("webhook: %s stored as event %s", event.event_name, event_id)
     return _answer("ok", 200)
 
