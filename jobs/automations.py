@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import extract, select, update
 from sqlalchemy.orm import Session
 
-from jobs.context import current_context
+from jobs.context import current_services
 from jobs.outbox import deliver_after_commit, queue_messages
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
@@ -56,7 +56,7 @@ def queue_proactive(
 
 def run_daily() -> dict[str, int]:
     """Hourly tick: at the shop's configured hour, birthday offers, expiry reminders and the tier review."""
-    context = current_context()
+    context = current_services()
     now = utcnow()
     with context.sessions() as session:
         rules = load_rules(session)
@@ -67,7 +67,7 @@ def run_daily() -> dict[str, int]:
 
 def birthday_offers(now: datetime | None = None) -> int:
     """A gift voucher (once per member per year) and a greeting, on the birthday or on the 1st of the month."""
-    context = current_context()
+    context = current_services()
     now = now or utcnow()
     today = now.astimezone(context.settings.tz).date()
     with context.sessions() as session:
@@ -112,7 +112,7 @@ def _birthday_for(
             automations.birthday_text,
             qua=reward.name,
             ma=pretty_voucher_code(voucher.code),
-            han=fmt.day(voucher.expires_at, current_context().settings.tz),
+            han=fmt.day(voucher.expires_at, current_services().settings.tz),
             **values,
         )
     return queue_proactive(session, member, key=key, text=text, promotional=False)
@@ -120,7 +120,7 @@ def _birthday_for(
 
 def congratulate_tier_ups() -> int:
     """Each upgrade recorded by the ledger becomes one congratulation with the new benefits."""
-    context = current_context()
+    context = current_services()
     with context.sessions() as session:
         rules = load_rules(session)
         event_ids = list(
@@ -155,7 +155,7 @@ def _congratulate(session: Session, event_id: int, rules: ProgramRules, shop: st
 
 def expire_points(now: datetime | None = None) -> int:
     """Expire due points (oldest first, a ledger entry per lot) and flip expired vouchers."""
-    context = current_context()
+    context = current_services()
     now = now or utcnow()
     with context.sessions() as session:
         if not load_rules(session).automations.expiry_enabled:
@@ -174,7 +174,7 @@ def expire_points(now: datetime | None = None) -> int:
 
 def remind_expiring(now: datetime | None = None) -> int:
     """N days ahead, tell members how many points expire and when (once per member and expiry day)."""
-    context = current_context()
+    context = current_services()
     now = now or utcnow()
     tz = context.settings.tz
     with context.sessions() as session:
@@ -215,7 +215,7 @@ def remind_expiring(now: datetime | None = None) -> int:
 
 def review_tiers(now: datetime | None = None) -> int:
     """The periodic downgrade check, on the configured day of the month."""
-    context = current_context()
+    context = current_services()
     now = now or utcnow()
     with context.sessions() as session:
         rules = load_rules(session)
@@ -231,7 +231,7 @@ def review_tiers(now: datetime | None = None) -> int:
 
 def keep_token_fresh() -> bool:
     """Refresh the OA access token before it expires (single-flight, like a refresh on -216)."""
-    context = current_context()
+    context = current_services()
     tokens = context.zalo.tokens
     expires_at = tokens.expires_at() if hasattr(tokens, "expires_at") else None
     if expires_at is None or expires_at - utcnow() > TOKEN_REFRESH_MARGIN:
@@ -243,7 +243,7 @@ def keep_token_fresh() -> bool:
 def _in_batches(items: Sequence[T], work: Callable[[Session, T], list[int]]) -> None:
     """`work` for each item, DELIVERY_CHUNK items per transaction; each transaction's messages get one
     delivery job when it commits. A failure rolls back its batch only; the retried job redoes it (same keys)."""
-    context = current_context()
+    context = current_services()
     for start in range(0, len(items), DELIVERY_CHUNK):
         with context.sessions() as session:
             outbox = [outbox_id for item in items[start : start + DELIVERY_CHUNK] for outbox_id in work(session, item)]

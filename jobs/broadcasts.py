@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from jobs.automations import member_fields, personalize
-from jobs.context import current_context
+from jobs.context import current_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import STALE_CLAIM, deliver_one, mark_interrupted
 from loyalty.errors import InvalidSettings
@@ -68,7 +68,7 @@ def create_broadcast(
 
 def start_due_broadcasts() -> int:
     """Cron tick: scheduled broadcasts whose time has come start fanning out."""
-    context = current_context()
+    context = current_services()
     now = utcnow()
     with context.sessions() as session:
         due = list(
@@ -90,7 +90,7 @@ def start_due_broadcasts() -> int:
 
 def fan_out(broadcast_id: int) -> int:
     """One outbox row per recipient, personalised ({ten}, {diem}, {hang}); safe to run again."""
-    context = current_context()
+    context = current_services()
     now = utcnow()
     with context.sessions() as session:
         broadcast = session.get(Broadcast, broadcast_id)
@@ -119,7 +119,7 @@ def fan_out(broadcast_id: int) -> int:
 
 def send_broadcast(broadcast_id: int, part: int = 0) -> str:
     """Send this part's pending rows until done, paused, throttled or night; then reschedule itself."""
-    context = current_context()
+    context = current_services()
     while True:
         now = utcnow()
         with context.sessions() as session:
@@ -213,7 +213,7 @@ def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
 
 def recover_broadcasts() -> int:
     """Cron tick: after a worker died, mark interrupted sends "unknown" and restart stalled senders."""
-    context = current_context()
+    context = current_services()
     now = utcnow()
     restarted = 0
     with context.sessions() as session:
@@ -269,7 +269,7 @@ def _next_rows(session: Session, broadcast_id: int, part: int, now: datetime) ->
 
 
 def _finish_if_done(broadcast_id: int) -> None:
-    context = current_context()
+    context = current_services()
     with context.sessions() as session:
         open_rows = session.scalar(
             select(func.count()).where(
@@ -291,7 +291,7 @@ def _finish_if_done(broadcast_id: int) -> None:
 
 
 def _throttle(broadcast_id: int, exc: ZaloError) -> datetime:
-    context = current_context()
+    context = current_services()
     with context.sessions() as session:
         broadcast = session.get(Broadcast, broadcast_id)
         assert broadcast is not None
@@ -304,7 +304,7 @@ def _throttle(broadcast_id: int, exc: ZaloError) -> datetime:
 
 
 def _reset_throttle(broadcast_id: int) -> None:
-    context = current_context()
+    context = current_services()
     with context.sessions() as session:
         session.execute(
             update(Broadcast)

@@ -1,15 +1,22 @@
-"""What jobs need from the wiring (database, Zalo client, queue, bot), installed by create_app.
+"""The one wiring object (Services) and how code finds it, in a request or in a job: `current_services()`.
 
-Jobs run in RQ worker processes that have no Flask request; the app factory installs this
-context in the process that creates the app, and forked work horses inherit it.
+`create_app` builds a Services and keeps it on the Flask app; each app context makes it current. A worker
+(`jobs.worker`) makes its own Services current for each job it performs. It lives in a ContextVar, not a
+process global: two apps in one process (tests, the demo) each see their own, and nothing a later
+`create_app` does reaches a job already running.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redis import Redis
 from rq import Queue
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tichdiem.config import Settings
@@ -22,29 +29,44 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class JobContext:
+class Services:
+    """Everything a request or a job needs from the outside: settings, database, queue, Zalo, the bot."""
+
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
-    zalo: ZaloClient
+    redis: Redis
     queue: Queue
+    zalo: ZaloClient
     bot: Bot
     cards: CardPublisher
     proactive: ProactiveSender
 
 
-_context: JobContext | None = None
+_current: ContextVar[Services | None] = ContextVar("tichdiem_services", default=None)
 
 
-def install_context(context: JobContext) -> None:
-    global _context
-    _context = context
+def make_current(services: Services) -> Token[Services | None]:
+    """Make `services` current until `reset_current(token)` (Flask's app context does this)."""
+    return _current.set(services)
 
 
-def current_context() -> JobContext:
-    if _context is None:
-        raise RuntimeError("no job context: jobs must run in a process that called tichdiem.create_app()")
-    return _context
+def reset_current(token: Token[Services | None]) -> None:
+    _current.reset(token)
 
 
-def current_context_or_none() -> JobContext | None:
-    return _context
+@contextmanager
+def use_services(services: Services) -> Iterator[Services]:
+    """Make `services` current for the code inside (a job, a test)."""
+    token = make_current(services)
+    try:
+        yield services
+    finally:
+        reset_current(token)
+
+
+def current_services() -> Services:
+    services = _current.get()
+    if services is None:
+        raise RuntimeError("no current services: run inside an app context or a tichdiem worker (jobs.worker)")
+    return services

@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from rq import cron
 
 from jobs import automations, broadcasts
-from tichdiem.config import load_settings
-from tichdiem.queue import QUEUE_NAME
+from tichdiem.config import QUEUE_NAME, load_settings
 
 
 def utc_cron(hour: int, minute: int, tz_name: str, day_of_month: str = "*") -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from jobs.context import current_context
+from jobs.context import current_services
 from jobs.deferred import RETRY, enqueue_after_commit
 from loyalty.member_import import (
     ImportCounts,
@@ -52,7 +52,7 @@ def check_after_commit(session: Session, import_id: int) -> None:
 
 def check_import(import_id: int) -> str:
     """Read and check every row of an uploaded list (nothing written) and show the result for confirmation."""
-    context = current_context()
+    context = current_services()
     with context.sessions() as session:
         job = session.get(MemberImport, import_id)
         if job is None or job.status != ImportStatus.CHECKING:
@@ -74,7 +74,7 @@ def check_import(import_id: int) -> str:
 
 
 def run_import(import_id: int) -> str:
-    context = current_context()
+    context = current_services()
     tz = context.settings.tz
     with context.sessions() as session:
         job = session.get(MemberImport, import_id)

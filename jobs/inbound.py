@@ -10,7 +10,7 @@ from rq import Queue
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from jobs.context import JobContext, current_context
+from jobs.context import Services, current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages
 from jobs.profiles import fetch_profile
@@ -41,14 +41,14 @@ def _job_options(event_id: int) -> dict[str, Any]:
 
 def handle_event(event_id: int) -> str:
     """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
-    context = current_context()
+    context = current_services()
     refresh_profile_if_stale(context, event_id)
     outcome = process_event(context, event_id)
     deliver_all(context.sessions, context.zalo, pending_ids_for_event(context.sessions, event_id), context.cards)
     return outcome
 
 
-def process_event(context: JobContext, event_id: int) -> str:
+def process_event(context: Services, event_id: int) -> str:
     """Route the event through the bot and store its replies, in one transaction with status=processed.
 
     The event row is locked first, so a second job for the same event (a drain racing a retry)
@@ -83,7 +83,7 @@ def process_event(context: JobContext, event_id: int) -> str:
         raise
 
 
-def refresh_profile_if_stale(context: JobContext, event_id: int) -> None:
+def refresh_profile_if_stale(context: Services, event_id: int) -> None:
     """Fill the user's display name and avatar from Zalo once a week; never fails the event."""
     with context.sessions() as session:
         event = session.get(WebhookEvent, event_id)
@@ -92,7 +92,7 @@ def refresh_profile_if_stale(context: JobContext, event_id: int) -> None:
         fetch_profile(context.sessions, context.zalo, user_id, utcnow())
 
 
-def _record_failure(context: JobContext, event_id: int, error: str) -> None:
+def _record_failure(context: Services, event_id: int, error: str) -> None:
     log.error("event %s failed: %s", event_id, error.strip().splitlines()[-1])
     with context.sessions() as session, session.begin():
         session.execute(

@@ -187,9 +187,9 @@ def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc
 
 def deliver_messages(outbox_ids: list[int]) -> None:
     """RQ job: deliver outbox messages written by a web request or another job (after its commit)."""
-    from jobs.context import current_context
+    from jobs.context import current_services
 
-    context = current_context()
+    context = current_services()
     deliver_all(context.sessions, context.zalo, outbox_ids, context.cards, context.proactive)
     with context.sessions() as session:  # held for the night ban: try again in the morning
         waiting = session.execute(

@@ -11,9 +11,9 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 from responses import matchers
-from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
+from jobs.worker import make_worker
 from tichdiem.extensions import EXTENSION_KEY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "zalo"
@@ -58,13 +58,14 @@ def text_event(text: str, msg_id: str, user_id: str = "8958041078911298472", ts:
 
 def run_jobs(app: Flask, *, include_scheduled: bool = False) -> None:
     """Run every queued job in this process, like `rq worker --burst` with a SimpleWorker."""
-    queue = app.extensions[EXTENSION_KEY].queue
+    services = app.extensions[EXTENSION_KEY]
+    queue = services.queue
     if include_scheduled:
         registry = ScheduledJobRegistry(queue=queue)
         for job_id in registry.get_job_ids():
             registry.remove(job_id)
             queue.enqueue_job(queue.fetch_job(job_id))
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    make_worker(services, simple=True).work(burst=True, logging_level="WARNING")
 
 
 class ZaloFake:

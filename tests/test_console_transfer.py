@@ -215,8 +215,7 @@ def test_a_file_over_the_limit_is_refused_in_words(app: Flask, session: Session,
 
 def test_import_job_on_real_redis_and_a_real_worker(settings, real_redis, session: Session, shop) -> None:
     """The page's confirm goes through a real Redis queue; a second worker run finds nothing to do."""
-    from rq import SimpleWorker
-
+    from jobs.worker import make_worker
     from tichdiem.app import create_app
 
     app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
@@ -225,7 +224,7 @@ def test_import_job_on_real_redis_and_a_real_worker(settings, real_redis, sessio
     mkt.post(job_page + "/confirm", page=job_page)
     queue = app.extensions["tichdiem"].queue
     assert queue.count == 1
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    make_worker(app.extensions["tichdiem"], simple=True).work(burst=True, logging_level="WARNING")
     assert mkt.get(job_page + "/progress").json["status"] == "done"
     assert session.scalar(select(func.count()).select_from(Member)) == 3
     mkt.post(job_page + "/confirm", page=job_page)  # confirming a finished import queues nothing

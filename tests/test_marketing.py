@@ -316,8 +316,7 @@ def test_promotions_wait_for_the_morning(app: Flask, zalo: ZaloFake, session: Se
 
 
 def test_broadcast_on_real_redis(settings, zalo: ZaloFake, real_redis, shop, session: Session) -> None:
-    from rq import SimpleWorker
-
+    from jobs.worker import make_worker
     from tichdiem.app import create_app
 
     app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
@@ -325,8 +324,7 @@ def test_broadcast_on_real_redis(settings, zalo: ZaloFake, real_redis, shop, ses
     for i in range(5):
         add_member(session, f"M{i}", uid=f"r{i}")
     broadcast_id = make_broadcast(app, session, Segment())
-    queue = app.extensions["tichdiem"].queue
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    make_worker(app.extensions["tichdiem"], simple=True).work(burst=True, logging_level="WARNING")
     assert sorted(m["recipient"]["user_id"] for m in zalo.sent_messages()) == [f"r{i}" for i in range(5)]
     assert broadcasts.progress(session, broadcast_id)["status"] == "done"
     app.extensions["tichdiem"].engine.dispose()

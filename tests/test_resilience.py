@@ -12,11 +12,11 @@ import pytest
 import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rq import SimpleWorker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench.fake_zalo_server import FakeZalo
+from jobs.worker import make_worker
 from models import EventStatus, OutboxMessage, WebhookEvent, utcnow
 from tests.conftest import REDIS_TEST_URL, TEST_SETTINGS
 from tests.helpers import FIXTURES, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
@@ -43,8 +43,7 @@ def test_redis_down_events_are_stored_then_drained_once(settings, zalo: ZaloFake
     back = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     assert "5 of 5 waiting event(s) enqueued" in back.test_cli_runner().invoke(args=["events", "drain"]).output
     back.test_cli_runner().invoke(args=["events", "drain"])  # drained twice: still handled once
-    queue = back.extensions["tichdiem"].queue
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    make_worker(back.extensions["tichdiem"], simple=True).work(burst=True, logging_level="WARNING")
     session.expire_all()
     assert count(session, WebhookEvent.status == EventStatus.PROCESSED) == 5
     assert sorted(m["recipient"]["user_id"] for m in zalo.sent_messages()) == [f"u{i}" for i in range(5)]

@@ -217,10 +217,8 @@ def test_healthz_reports_database_and_queue(app: Flask) -> None:
 def test_failing_bot_marks_event_failed_and_retries(
     app: Flask, zalo: ZaloFake, services: Services, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs.context import current_context
-
     zalo.accept_messages()
-    bot = current_context().bot
+    bot = services.bot
     original = bot.handle
     calls = {"n": 0}
 
@@ -245,8 +243,7 @@ def test_failing_bot_marks_event_failed_and_retries(
 
 def test_real_redis_queue_and_worker(settings, zalo: ZaloFake, real_redis) -> None:
     """The same path with a real Redis server and RQ worker (what production runs)."""
-    from rq import SimpleWorker
-
+    from jobs.worker import make_worker
     from tichdiem.app import create_app
 
     app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
@@ -255,7 +252,7 @@ def test_real_redis_queue_and_worker(settings, zalo: ZaloFake, real_redis) -> No
     queue = app.extensions["tichdiem"].queue
     assert queue.connection.connection_pool.connection_kwargs["port"] == 6379
     assert queue.count == 1
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    make_worker(app.extensions["tichdiem"], simple=True).work(burst=True, logging_level="WARNING")
     assert len(zalo.sent_messages()) == 1
     assert app.test_client().get("/healthz", headers=HEALTH).json["queue"]["mode"] == "redis"
     app.extensions["tichdiem"].engine.dispose()

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, appcontext_pushed, current_app, g, request
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import BotConfig, build_bot
 from jobs.cards import CardPublisher
-from jobs.context import JobContext, install_context
+from jobs.context import Services, make_current, reset_current
 from jobs.proactive import ProactiveSender
 from tichdiem.cli import register_cli
 from tichdiem.config import PROJECT_ROOT, Settings, load_settings
 from tichdiem.db import make_engine, make_session_factory
-from tichdiem.extensions import EXTENSION_KEY, Services, close_session
+from tichdiem.extensions import EXTENSION_KEY, close_session
 from tichdiem.queue import make_queue, make_redis
 from zalo.client import ZaloClient
 from zalo.tokens import DatabaseTokenStore, TokenPair
@@ -70,8 +69,9 @@ def create_app(
 
     services = build_services(settings)
     app.extensions[EXTENSION_KEY] = services
-    install_context(job_context(services))
+    appcontext_pushed.connect(_make_current, app)
     app.teardown_appcontext(close_session)
+    app.teardown_appcontext(_forget_current)
     _register_blueprints(app)
     register_cli(app)
     return app
@@ -106,18 +106,38 @@ def _settings() -> Settings:
     return services.settings
 
 
+def _make_current(app: Flask, **_: Any) -> None:
+    """Inside the app's context (a request, a CLI command, a test's `with app.app_context()`), jobs' code
+    finds this app's Services through jobs.context.current_services()."""
+    g._services_token = make_current(app.extensions[EXTENSION_KEY])
+
+
+def _forget_current(_exc: BaseException | None = None) -> None:
+    token = g.pop("_services_token", None)
+    if token is not None:
+        reset_current(token)
+
+
 def build_services(settings: Settings, redis: Redis | None = None) -> Services:
+    """The one wiring object: what a request and a job need, built once per app or worker process."""
     engine = make_engine(settings.database_url)
     redis = redis or make_redis(settings.redis_url)
     queue = make_queue(redis)
     sessions = make_session_factory(engine, queue)
+    zalo = make_zalo_client(settings, sessions)
+    config = BotConfig(
+        shop_name=settings.shop_name, timezone=settings.timezone, oa_id=settings.zalo_oa_id, logo_url=settings.logo_url
+    )
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         redis=redis,
         queue=queue,
-        zalo=make_zalo_client(settings, sessions),
+        zalo=zalo,
+        bot=build_bot(config),
+        cards=CardPublisher(sessions, zalo, secret=settings.secret_key, shop_name=settings.shop_name),
+        proactive=ProactiveSender(sessions, zalo, settings.tz),
     )
 
 
@@ -129,28 +149,6 @@ def make_zalo_client(settings: Settings, sessions: sessionmaker[Session]) -> Zal
         app_secret=settings.zalo_app_secret,
         openapi_url=settings.zalo_openapi_url,
         oauth_url=settings.zalo_oauth_url,
-    )
-
-
-def job_context(services: Services) -> JobContext:
-    settings = services.settings
-    config = BotConfig(
-        shop_name=settings.shop_name,
-        timezone=settings.timezone,
-        oa_id=settings.zalo_oa_id,
-        card_secret=settings.secret_key,
-        logo_url=settings.logo_url,
-    )
-    cards = CardPublisher(services.sessions, services.zalo, secret=settings.secret_key, shop_name=settings.shop_name)
-    proactive = ProactiveSender(services.sessions, services.zalo, settings.tz)
-    return JobContext(
-        settings=settings,
-        sessions=services.sessions,
-        zalo=services.zalo,
-        queue=services.queue,
-        bot=build_bot(config),
-        cards=cards,
-        proactive=proactive,
     )
 
 
@@ -215,17 +213,3 @@ def _register_emulator(app: Flask, csrf: Any) -> None:
     for blueprint in (fake_zalo_bp, emulator_bp):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
-
-
-# Forked RQ work horses must not reuse the parent's pooled database connections.
-def _dispose_pools_after_fork() -> None:
-    from jobs.context import current_context_or_none
-
-    context = current_context_or_none()
-    if context is not None:
-        bind = context.sessions.kw.get("bind")
-        if bind is not None:
-            bind.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_dispose_pools_after_fork)

@@ -10,10 +10,11 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from werkzeug.serving import make_server
 
+from jobs.context import Services
 from models import utcnow
 from tichdiem import migrate
 from tichdiem.config import InsecureSettings, Settings
-from tichdiem.extensions import Services, services
+from tichdiem.extensions import services
 from tichdiem.queue import run_embedded_worker, run_worker
 from webhooks.intake import enqueue_waiting, unhandled_event_ids
 
@@ -112,7 +113,7 @@ def _serve_with_embedded_worker(server: object, svc: Services) -> None:
     stop = threading.Event()
     try:
         # The worker owns the main thread: RQ installs signal handlers, which only work there.
-        run_embedded_worker(svc.queue, stop)
+        run_embedded_worker(svc, stop)
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
@@ -130,7 +131,7 @@ def worker_command(burst: bool, simple: bool) -> None:
     if svc.settings.embedded_queue:
         raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the jobs in-process.")
     _require_secure(svc.settings)
-    run_worker(svc.queue, burst=burst, simple=simple)
+    run_worker(svc, burst=burst, simple=simple)
 
 
 @click.command("cron")

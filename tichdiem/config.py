@@ -15,6 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 DEV_SECRET_KEY = "dev-only-secret-change-me"
 MIN_SECRET_KEY_LENGTH = 32
+QUEUE_NAME = "default"  # the RQ queue every job goes to
 
 
 class InsecureSettings(RuntimeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,22 @@ QUEUE_KEY = "tichdiem.queue"  # Session.info: the RQ queue that jobs deferred un
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys so several threads can share it."""
+    engine = _make_engine(url, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _dispose_pools_after_fork() -> None:
+    """A forked RQ work horse must not reuse the parent's pooled connections (they belong to the parent)."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_dispose_pools_after_fork)
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

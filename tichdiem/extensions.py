@@ -1,29 +1,15 @@
-"""Per-app services (settings, database, queue, Zalo client) and the per-request Session."""
+"""The app's Services (jobs.context) as Flask views reach them, and the per-request Session."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import current_app, g
-from redis import Redis
 from rq import Queue
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from jobs.context import Services
 from tichdiem.config import Settings
-from zalo.client import ZaloClient
 
 EXTENSION_KEY = "tichdiem"
-
-
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    redis: Redis
-    queue: Queue
-    zalo: ZaloClient
 
 
 def services() -> Services:

@@ -7,13 +7,16 @@ import threading
 
 import fakeredis
 from redis import Redis
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
+from jobs.context import Services
+from jobs.worker import make_worker
+from tichdiem.config import QUEUE_NAME
+
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "default"
 EMBEDDED_POLL_SECONDS = 0.2
 
 
@@ -28,23 +31,23 @@ def make_queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection)
 
 
-def run_worker(queue: Queue, *, burst: bool = False, simple: bool = False) -> None:
+def run_worker(services: Services, *, burst: bool = False, simple: bool = False) -> None:
     """The production worker (`tichdiem worker`): forks a work horse per job, runs the retry scheduler.
 
     `simple` runs jobs in the worker's own process (lower latency, no isolation between jobs).
     """
-    worker_class = SimpleWorker if simple else Worker
-    worker_class([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+    make_worker(services, simple=simple).work(burst=burst, with_scheduler=True)
 
 
-def run_embedded_worker(queue: Queue, stop: threading.Event) -> None:
+def run_embedded_worker(services: Services, stop: threading.Event) -> None:
     """The embedded worker: same jobs, in this process's main thread, on the fake Redis.
 
     RQ's scheduler normally runs as a forked process, which cannot see an in-process fake Redis,
     so this loop moves due scheduled jobs (retries with backoff) itself between bursts.
     """
+    queue = services.queue
     scheduler = RQScheduler([queue], connection=queue.connection)
-    worker = SimpleWorker([queue], connection=queue.connection)
+    worker = make_worker(services, simple=True)
     recurring = make_cron(queue)
     while not stop.is_set():
         if not scheduler.acquired_locks:
