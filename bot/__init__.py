@@ -7,10 +7,11 @@ from bot.router import Bot, BotConfig
 
 def build_bot(config: BotConfig | None = None) -> Bot:
     """Commands are matched in registration order, so the more specific ones ("đổi thẻ") come first."""
-    from bot.handlers import account, basics, membership
+    from bot.handlers import account, basics, codes, membership
 
     bot = Bot(config)
     membership.register(bot)
+    codes.register(bot)
     account.register(bot)
     basics.register(bot)
     return bot

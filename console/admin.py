@@ -11,14 +11,15 @@ from werkzeug.wrappers import Response
 from console.auth import counter_actor, load_staff, login_required
 from console.forms import a_page, bounded
 from console.operations import audit
+from console.program_form import changes, from_form, to_form
 from console.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from loyalty import format as fmt
 from loyalty import ledger, rewards
 from loyalty.errors import InsufficientPoints, InvalidAmount
 from loyalty.members import set_blocked
 from loyalty.phones import display_phone
-from loyalty.program import load_rules
-from models import Member, OutboxMessage, Role, Tier, utcnow
+from loyalty.program import load_rules, save_rules
+from models import Member, OutboxMessage, Reward, Role, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -156,10 +157,6 @@ def block(member_id: int) -> Response:
 @login_required(Role.OWNER, Role.MARKETER)
 def program() -> str | Response:
     """Earning rules, point value, expiry, referral bonus and the automations, validated; every change logged."""
-    from console.program_form import changes, from_form, to_form
-    from loyalty.program import save_rules
-    from models import Reward
-
     db = get_session()
     current = load_rules(db)
     errors: dict[str, str] = {}

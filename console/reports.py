@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from console.forms import an_id, bounded
 from loyalty import tiers
+from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
 from loyalty.segments import active_since
 from models import Broadcast, BroadcastStatus, EntryKind, LedgerEntry, Member, Reward, Voucher, ZaloUser
@@ -95,8 +96,6 @@ def _with_zalo_user(stmt: Any) -> Any:
 
 def _matching(session: Session, text: str) -> Any:
     """A phone or a member code matches exactly (indexed); anything else searches names."""
-    from loyalty.phones import normalize_phone
-
     phone = normalize_phone(text)
     if phone:
         return Member.phone == phone

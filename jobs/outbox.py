@@ -17,6 +17,7 @@ from rq import Queue
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.context import current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
@@ -187,8 +188,6 @@ def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc
 
 def deliver_messages(outbox_ids: list[int]) -> None:
     """RQ job: deliver outbox messages written by a web request or another job (after its commit)."""
-    from jobs.context import current_services
-
     context = current_services()
     deliver_all(context.sessions, context.zalo, outbox_ids, context.cards, context.proactive)
     with context.sessions() as session:  # held for the night ban: try again in the morning

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.codes import ALPHABET
 from loyalty.errors import LoyaltyError
-from loyalty.members import lock_member
+from loyalty.locks import lock_member
 from models import Member
 
 SIGNATURE_LENGTH = 12  # 60 bits

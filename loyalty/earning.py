@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from loyalty import ledger
 from loyalty.errors import DuplicateBill, InvalidAmount
-from loyalty.members import lock_member
+from loyalty.locks import lock_member
 from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
 from loyalty.referrals import award_referral_bonus
 from loyalty.tiers import upgrade_if_qualified

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import format as fmt
 from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, NotReversible
-from loyalty.members import lock_member
+from loyalty.locks import lock_member
 from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
 
 CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})

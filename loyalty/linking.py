@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalty.errors import LinkRefused
-from loyalty.members import find_by_zalo_user, lock_member
+from loyalty.locks import lock_member
+from loyalty.members import find_by_zalo_user
 from models import LinkRequest, LinkStatus
 
 LINK_TTL = timedelta(days=7)

@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
-from loyalty.errors import MemberBlocked, MemberNotFound, PhoneNeedsProof, PhoneTaken
+from loyalty.errors import MemberNotFound, PhoneNeedsProof, PhoneTaken
+from loyalty.locks import lock_member
 from loyalty.tiers import lowest_tier
-from models import Member, MemberStatus, lock_row
+from models import Member, MemberStatus
 
 CODE_ATTEMPTS = 8
 
@@ -51,16 +52,6 @@ def create_member(
                 continue
             raise
     raise RuntimeError("could not find a free referral code")
-
-
-def lock_member(session: Session, member_id: int, *, allow_blocked: bool = False) -> Member:
-    """Lock the member's row for the rest of the transaction: points writes for one member run one at a time."""
-    member = lock_row(session, Member, member_id)
-    if member is None:
-        raise MemberNotFound(str(member_id))
-    if member.status == MemberStatus.BLOCKED and not allow_blocked:
-        raise MemberBlocked(str(member_id))
-    return member
 
 
 def get_member(session: Session, member_id: int) -> Member:

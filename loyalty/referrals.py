@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from loyalty import ledger
 from loyalty.errors import ReferralRefused
+from loyalty.locks import lock_member
 from loyalty.members import find_by_code
 from loyalty.program import ProgramRules
 from models import EntryKind, LedgerEntry, Member
@@ -45,8 +46,6 @@ def award_referral_bonus(
     points = _bonus_points(rules, earn_entry.bill_amount or 0)
     if points <= 0:
         return None
-    from loyalty.members import lock_member
-
     referrer = lock_member(session, referee.referred_by_id, allow_blocked=True)
     posting = ledger.Posting(
         kind=EntryKind.REFERRAL_BONUS,

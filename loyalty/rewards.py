@@ -18,7 +18,7 @@ from loyalty.errors import (
     VoucherUsed,
     VoucherWrongMember,
 )
-from loyalty.members import lock_member
+from loyalty.locks import lock_member
 from models import EntryKind, Member, Reward, Tier, Voucher, VoucherStatus, lock_row, rows_updated
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from loyalty.locks import lock_member
 from models import LedgerEntry, Member, Tier, TierEvent
 
 
@@ -66,8 +67,6 @@ def review_tiers(session: Session, *, window_start: datetime | None, now: dateti
 
     Called by the tier-review cron job; the caller commits. Members are locked one at a time.
     """
-    from loyalty.members import lock_member
-
     tiers = list_tiers(session)
     if not tiers:
         return []

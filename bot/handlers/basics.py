@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot import buttons
 from bot.handlers.claims import try_claim
-from bot.handlers.membership import info_request, looks_like_referral_code, on_referral_code, should_request_info
+from bot.handlers.codes import looks_like_referral_code, on_referral_code
+from bot.handlers.membership import info_request, should_request_info
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
 from zalo.events import ClickChatNow, Unfollow, UserMessage

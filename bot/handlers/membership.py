@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 from bot import buttons
 from bot.parsing import BadInput, parse_birthday, show_birthday
-from bot.replies import Reply, reply
+from bot.replies import Reply, render, reply
 from bot.router import Bot, Context, Handler
 from loyalty import format as fmt
 from loyalty.cards import rotate_card
-from loyalty.codes import ALPHABET, REFERRAL_CODE_LENGTH, normalize_code
 from loyalty.errors import PhoneNeedsProof, PhoneTaken, ReferralRefused
 from loyalty.linking import cancel_requests, pending_request, request_link
-from loyalty.members import find_by_code, register_zalo_user
+from loyalty.members import register_zalo_user
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.referrals import link_referral
 from models import Member, MemberStatus, Tier
@@ -23,7 +21,6 @@ from zalo.messages import request_user_info_message
 
 INFO_REQUEST_INTERVAL = timedelta(hours=24)  # do not send the share-info card more often than this
 MAX_NAME = 100
-_CODE_SHAPE = re.compile(rf"^[{ALPHABET}]{{{REFERRAL_CODE_LENGTH}}}$")
 
 
 def register(bot: Bot) -> None:
@@ -35,7 +32,6 @@ def register(bot: Bot) -> None:
     bot.command("đổi thẻ", "thẻ mới", "doithe")(members_only(on_rotate_card))
     bot.command("thẻ", "card", "thẻ thành viên", "mã thẻ", "qr")(members_only(on_card))
     bot.command("giới thiệu", "gioithieu", "mời bạn", "mã giới thiệu")(members_only(on_referral_info))
-    bot.command("mã")(on_referral_code)
 
 
 # --- shared helpers ---------------------------------------------------------------------------------
@@ -104,8 +100,6 @@ def card_reply(ctx: Context, member: Member) -> Reply:
 
 
 def _render_caption(member: Member) -> str:
-    from bot.replies import render
-
     return render("card_caption", name=member.name or "bạn")
 
 
@@ -177,7 +171,7 @@ def _apply_pending_referral(ctx: Context, member: Member) -> list[Reply]:
     if ctx.user is None or not ctx.user.pending_referral_code:
         return []
     code, ctx.user.pending_referral_code = ctx.user.pending_referral_code, None
-    return _link(ctx, member, code)
+    return link_referral_reply(ctx, member, code)
 
 
 def on_phone(ctx: Context) -> list[Reply]:
@@ -247,38 +241,7 @@ def on_referral_info(ctx: Context) -> list[Reply]:
     ]
 
 
-def on_referral_code(ctx: Context) -> list[Reply]:
-    """ "mã <code>": a counter claim first, else a referral code."""
-    from bot.handlers.claims import try_claim
-
-    claimed = try_claim(ctx, ctx.args, explicit=False)
-    if claimed is not None:
-        return claimed
-    code = normalize_code(ctx.args)
-    if not code:
-        return [reply("referral_refused", reason="unknown_code", code=ctx.args.strip()[:20])]
-    if find_by_code(ctx.session, code) is None:
-        retry = try_claim(ctx, code, explicit=True)  # counts as a wrong claim attempt (throttled)
-        return retry or [reply("referral_refused", reason="unknown_code", code=code)]
-    if ctx.member is None:
-        assert ctx.user is not None
-        ctx.user.pending_referral_code = code
-        return [reply("referral_pending", code=code), info_request(ctx)]
-    return _link(ctx, ctx.member, code)
-
-
-def looks_like_referral_code(ctx: Context) -> bool:
-    """A new user whose message is just a member's code (pasted from a friend's invitation)."""
-    code = normalize_code(ctx.text)
-    return (
-        ctx.member is None
-        and bool(_CODE_SHAPE.match(code))
-        and len(ctx.text.strip().lstrip("#")) <= 8
-        and find_by_code(ctx.session, code) is not None
-    )
-
-
-def _link(ctx: Context, member: Member, code: str) -> list[Reply]:
+def link_referral_reply(ctx: Context, member: Member, code: str) -> list[Reply]:
     try:
         referrer = link_referral(ctx.session, member, code)
     except ReferralRefused as exc:

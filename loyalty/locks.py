@@ -1,0 +1,18 @@
+"""The member row lock every points write takes first (below members and tiers, which both need it)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from loyalty.errors import MemberBlocked, MemberNotFound
+from models import Member, MemberStatus, lock_row
+
+
+def lock_member(session: Session, member_id: int, *, allow_blocked: bool = False) -> Member:
+    """Lock the member's row for the rest of the transaction: points writes for one member run one at a time."""
+    member = lock_row(session, Member, member_id)
+    if member is None:
+        raise MemberNotFound(str(member_id))
+    if member.status == MemberStatus.BLOCKED and not allow_blocked:
+        raise MemberBlocked(str(member_id))
+    return member
