@@ -32,7 +32,6 @@ class BotConfig:
     shop_name: str = "Cửa hàng của bạn"
     timezone: str = "Asia/Ho_Chi_Minh"
     oa_id: str = ""
-    card_secret: str = "dev"
     logo_url: str = ""
 
     @property
@@ -101,7 +100,6 @@ class Bot:
         self._steps: dict[str, StepHandler] = {}
         self._commands: list[Command] = []
         self._default_text: Handler = lambda ctx: []
-        self._default_event: Handler = lambda ctx: []
 
     def on_event(self, event_type: type[ZaloEvent]) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -132,10 +130,6 @@ class Bot:
         self._default_text = handler
         return handler
 
-    def default_event(self, handler: Handler) -> Handler:
-        self._default_event = handler
-        return handler
-
     def handle(self, session: Session, event: ZaloEvent, now: datetime) -> list[Reply]:
         if event.user_id is None:
             # Nobody to answer (a malformed or platform-level event): acknowledged, stored, no reply.
@@ -149,7 +143,7 @@ class Bot:
             handler = self._event_handlers.get(event_type)
             if handler is not None:
                 return handler(ctx)
-        return self._default_event(ctx)
+        return []  # an event no handler registered for: stored, acknowledged, no reply
 
     def find_command(self, text: str) -> tuple[Command, str] | None:
         folded = fold(text)

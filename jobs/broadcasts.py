@@ -8,7 +8,6 @@ duplicate promotion costs the shop money and goodwill; the report shows how many
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,8 +28,8 @@ from zalo.errors import ZaloError
 from zalo.policy import is_night, next_morning
 
 log = logging.getLogger(__name__)
-# Parallel send jobs per broadcast; each owns the rows with id % SENDERS == its number (>= the workers you run).
-SENDERS = int(os.environ.get("TICHDIEM_BROADCAST_SENDERS", "4"))
+# Parallel send jobs per broadcast (Settings.broadcast_senders, >= the workers you run); each owns the rows
+# with id % senders == its number.
 BATCH = 50
 FANOUT_CHUNK = 1000
 THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
@@ -145,7 +144,7 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
 
 def senders_after_commit(session: Session, broadcast_id: int) -> None:
     """The broadcast's sender jobs (one per part) start once the caller commits."""
-    for part in range(SENDERS):
+    for part in range(current_services().settings.broadcast_senders):
         job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
         enqueue_after_commit(session, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
 
@@ -259,7 +258,7 @@ def _next_rows(session: Session, broadcast_id: int, part: int, now: datetime) ->
         .where(
             OutboxMessage.broadcast_id == broadcast_id,
             OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.id % SENDERS == part,
+            OutboxMessage.id % current_services().settings.broadcast_senders == part,
         )
         .where((OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now))
         .order_by(OutboxMessage.id)

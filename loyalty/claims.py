@@ -108,16 +108,6 @@ def claim_points(
     return ClaimResult(claim, earned)
 
 
-def cancel_claim(session: Session, claim_id: int) -> Claim:
-    claim = lock_row(session, Claim, claim_id)
-    if claim is None:
-        raise ClaimNotFound(str(claim_id))
-    if claim.status == ClaimStatus.CLAIMED:
-        raise ClaimUsed(claim.code)
-    claim.status = ClaimStatus.CANCELLED
-    return claim
-
-
 def _earn_key(claim: Claim) -> str:
     return f"claim:{claim.id}"
 

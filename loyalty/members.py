@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
-from loyalty.errors import MemberNotFound, PhoneNeedsProof, PhoneTaken
+from loyalty.errors import PhoneNeedsProof, PhoneTaken
 from loyalty.locks import lock_member
 from loyalty.tiers import lowest_tier
 from models import Member, MemberStatus
@@ -52,13 +52,6 @@ def create_member(
                 continue
             raise
     raise RuntimeError("could not find a free referral code")
-
-
-def get_member(session: Session, member_id: int) -> Member:
-    member = session.get(Member, member_id)
-    if member is None:
-        raise MemberNotFound(str(member_id))
-    return member
 
 
 def find_by_phone(session: Session, phone: str) -> Member | None:

@@ -346,7 +346,7 @@ def test_senders_started_before_the_fan_out_do_not_end_the_broadcast(
         add_member(session, f"M{i}", uid=f"u{i}")
     broadcast_id = make_broadcast(app, session, Segment())  # sending; the fan-out job is queued, not run
     with app.app_context():
-        for part in range(broadcasts.SENDERS):
+        for part in range(app.extensions["tichdiem"].settings.broadcast_senders):
             assert broadcasts.send_broadcast(broadcast_id, part) == "idle"
     session.expire_all()
     assert session.get(Broadcast, broadcast_id).status == "sending"  # not "done" with nobody reached

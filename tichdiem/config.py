@@ -45,6 +45,7 @@ class Settings:
     demo: bool = False  # `tichdiem run` without a Zalo account: the emulator and a demo shop on this machine
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe
     health_token: str = ""  # lets a monitor read /healthz's details without a staff session
+    broadcast_senders: int = 4  # sender jobs per broadcast (parts sent in parallel)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,8 +107,9 @@ _ENV_NAMES = {
     "shop_logo_url": "SHOP_LOGO_URL",
     "trusted_proxies": "TRUSTED_PROXIES",
     "health_token": "HEALTH_TOKEN",
+    "broadcast_senders": "TICHDIEM_BROADCAST_SENDERS",
 }
-_INT_SETTINGS = {"trusted_proxies"}
+_INT_SETTINGS = {"trusted_proxies", "broadcast_senders"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
