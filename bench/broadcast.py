@@ -112,12 +112,13 @@ def main() -> None:
         seed(engine, args.members)
         from jobs import broadcasts
         from loyalty.segments import Segment
+        from marketing import campaigns
         from tichdiem.app import create_app
 
         app = create_app()
         sessions = app.extensions["tichdiem"].sessions
         with app.app_context(), sessions() as session:
-            b = broadcasts.create_broadcast(
+            b = campaigns.create_broadcast(
                 session,
                 name="bench",
                 text="Chào {ten}!",
@@ -146,7 +147,7 @@ def main() -> None:
             proc.wait()
         wall = time.perf_counter() - start
         with sessions() as session:
-            report = broadcasts.progress(session, b.id)
+            report = campaigns.progress(session, b.id)
         sent = report["counts"].get("sent", 0)
         duplicates = sum(1 for n in zalo.received.values() if n > 1)
         base = baseline(zalo.url, min(args.members, 2000) * args.workers // args.workers, args.workers)

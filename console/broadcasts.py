@@ -12,10 +12,11 @@ from console.auth import counter_actor, login_required
 from console.broadcast_form import BUTTONS, draft_from_form, form_values
 from console.operations import audit
 from jobs import broadcasts
-from jobs.automations import member_fields, personalize
 from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt
+from loyalty.placeholders import member_fields, personalize
 from loyalty.segments import Segment, audience_query, audience_size
+from marketing import campaigns
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
@@ -81,7 +82,7 @@ def new() -> str | Response:
         draft, errors = draft_from_form(request.form, now, settings.tz)
         if draft is not None and request.form.get("action") == "save":
             by = counter_actor()
-            broadcast = broadcasts.create_broadcast(
+            broadcast = campaigns.create_broadcast(
                 db,
                 name=draft.name,
                 text=draft.text,
@@ -144,11 +145,11 @@ def control(broadcast_id: int, action: str) -> Response:
     broadcast = db.get(Broadcast, broadcast_id) or abort(404)
     before = broadcast.status
     if action == "pause":
-        broadcasts.pause(db, broadcast_id)
+        campaigns.pause(db, broadcast_id)
     elif action == "cancel":
-        broadcasts.cancel(db, broadcast_id, utcnow())
+        campaigns.cancel(db, broadcast_id, utcnow())
     else:
-        broadcasts.resume(db, broadcast_id)
+        campaigns.resume(db, broadcast_id)
     db.commit()
     db.refresh(broadcast)
     if broadcast.status == before:
@@ -162,7 +163,7 @@ def control(broadcast_id: int, action: str) -> Response:
 
 def progress_view(broadcast_id: int) -> dict[str, Any]:
     """Counts with Vietnamese labels and a percentage for the bar."""
-    report = broadcasts.progress(get_session(), broadcast_id)
+    report = campaigns.progress(get_session(), broadcast_id)
     counts: dict[str, int] = report["counts"]
     total = max(report["audience"], sum(counts.values()))
     finished = sum(n for status, n in counts.items() if status in FINISHED)

@@ -15,8 +15,9 @@ from jobs.context import current_services
 from jobs.outbox import deliver_after_commit, queue_messages
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
-from loyalty import ledger, placeholders, rewards, tiers
+from loyalty import ledger, rewards, tiers
 from loyalty.codes import pretty_voucher_code
+from loyalty.placeholders import member_fields, personalize
 from loyalty.program import ProgramRules, load_rules
 from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
 
@@ -24,21 +25,6 @@ log = logging.getLogger(__name__)
 TOKEN_REFRESH_MARGIN = timedelta(hours=2)
 DELIVERY_CHUNK = 100
 T = TypeVar("T")
-
-
-def personalize(text: str, **values: Any) -> str:
-    """ "Chúc mừng {ten}" with the member's values (loyalty.placeholders: known names only, never an error)."""
-    return placeholders.fill(text, values)
-
-
-def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:
-    tier = session.get(Tier, member.tier_id) if member.tier_id else None
-    return {
-        "ten": member.name or "bạn",
-        "diem": fmt.points(member.points_balance),
-        "hang": tier.name if tier else "",
-        "shop": shop,
-    }
 
 
 def queue_proactive(

@@ -17,13 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from jobs.automations import member_fields, personalize
 from jobs.context import current_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import STALE_CLAIM, deliver_one, mark_interrupted
-from loyalty.errors import InvalidSettings
+from loyalty.placeholders import member_fields, personalize
 from loyalty.segments import Segment, audience_query
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, rows_updated, utcnow
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
 from zalo.errors import ZaloError
 from zalo.policy import is_night, next_morning
 
@@ -33,36 +32,6 @@ log = logging.getLogger(__name__)
 BATCH = 50
 FANOUT_CHUNK = 1000
 THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
-
-
-def create_broadcast(
-    session: Session,
-    *,
-    name: str,
-    text: str,
-    segment: Segment,
-    send_at: datetime | None,
-    now: datetime,
-    promotional: bool = True,
-    buttons: list[dict[str, str]] | None = None,
-    created_by: str | None = None,
-) -> Broadcast:
-    if not text.strip() or len(text) > 2000:
-        raise InvalidSettings("the message needs 1-2000 characters")
-    broadcast = Broadcast(
-        name=name.strip() or "Chiến dịch",
-        text=text.strip(),
-        segment=segment.to_dict(),
-        promotional=promotional,
-        buttons=buttons or [],
-        send_at=send_at or now,
-        status=BroadcastStatus.SCHEDULED,
-        created_by=created_by,
-        created_at=now,
-    )
-    session.add(broadcast)
-    session.flush()
-    return broadcast
 
 
 def start_due_broadcasts() -> int:
@@ -147,67 +116,6 @@ def senders_after_commit(session: Session, broadcast_id: int) -> None:
     for part in range(current_services().settings.broadcast_senders):
         job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
         enqueue_after_commit(session, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
-
-
-def pause(session: Session, broadcast_id: int) -> None:
-    session.execute(
-        update(Broadcast)
-        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
-        .values(status=BroadcastStatus.PAUSED)
-    )
-
-
-def resume(session: Session, broadcast_id: int) -> None:
-    """A paused broadcast sends again: its senders start when the caller commits (they read the status)."""
-    resumed = rows_updated(
-        session,
-        update(Broadcast)
-        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PAUSED)
-        .values(status=BroadcastStatus.SENDING),
-    )
-    if resumed:
-        senders_after_commit(session, broadcast_id)
-
-
-def cancel(session: Session, broadcast_id: int, now: datetime) -> None:
-    session.execute(
-        update(Broadcast)
-        .where(Broadcast.id == broadcast_id, Broadcast.status.not_in([BroadcastStatus.DONE, BroadcastStatus.CANCELLED]))
-        .values(status=BroadcastStatus.CANCELLED, finished_at=now)
-    )
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.CANCELLED, last_error="broadcast cancelled")
-    )
-
-
-def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
-    """Counts by status (sent, pending, skipped, failed, unknown, ...) and the reasons for skips/failures."""
-    counts = dict(
-        session.execute(
-            select(OutboxMessage.status, func.count())
-            .where(OutboxMessage.broadcast_id == broadcast_id)
-            .group_by(OutboxMessage.status)
-        ).all()
-    )
-    reasons = dict(
-        session.execute(
-            select(OutboxMessage.last_error, func.count())
-            .where(
-                OutboxMessage.broadcast_id == broadcast_id,
-                OutboxMessage.status.in_([OutboxStatus.SKIPPED, OutboxStatus.FAILED, OutboxStatus.UNKNOWN]),
-            )
-            .group_by(OutboxMessage.last_error)
-        ).all()
-    )
-    broadcast = session.get(Broadcast, broadcast_id)
-    return {
-        "status": broadcast.status if broadcast else None,
-        "audience": broadcast.audience if broadcast else 0,
-        "counts": {str(k): int(v) for k, v in counts.items()},
-        "reasons": {str(k): int(v) for k, v in reasons.items()},
-    }
 
 
 def recover_broadcasts() -> int:

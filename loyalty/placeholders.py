@@ -11,6 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from loyalty import format as fmt
+from models import Member, Tier
+
 MEMBER = {"ten": "tên khách", "diem": "số điểm", "hang": "hạng", "shop": "tên quán"}
 # What each text may use: the member's fields plus those of its occasion.
 ALLOWED = {
@@ -41,3 +46,19 @@ def field_error(text: str, allowed: Mapping[str, str]) -> str | None:
         return None
     known = ", ".join(f"{{{name}}} ({label})" for name, label in allowed.items())
     return f"Không hiểu {', '.join(bad)}. Chỉ dùng được: {known}."
+
+
+def personalize(text: str, **values: Any) -> str:
+    """ "Chúc mừng {ten}" with the member's values (known names only, never an error)."""
+    return fill(text, values)
+
+
+def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:
+    """The values of MEMBER's placeholders for this member."""
+    tier = session.get(Tier, member.tier_id) if member.tier_id else None
+    return {
+        "ten": member.name or "bạn",
+        "diem": fmt.points(member.points_balance),
+        "hang": tier.name if tier else "",
+        "shop": shop,
+    }

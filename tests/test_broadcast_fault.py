@@ -17,6 +17,7 @@ from bench.fake_zalo_server import FakeZalo
 from jobs import broadcasts
 from loyalty.members import create_member
 from loyalty.segments import Segment
+from marketing import campaigns
 from models import OutboxMessage, ZaloUser, utcnow
 from tests.conftest import REDIS_TEST_URL
 
@@ -74,7 +75,7 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
     with FakeZalo(latency=0.02, on_request=kill_mid_send) as zalo:
         env = worker_env(settings, zalo.url)
         with app.app_context():
-            broadcast = broadcasts.create_broadcast(
+            broadcast = campaigns.create_broadcast(
                 session,
                 name="Khuyến mãi",
                 text="Chào {ten}!",
@@ -95,11 +96,11 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
         worker["proc"] = start_worker(env)
         assert worker["proc"].wait(timeout=120) == 0
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and broadcasts.progress(session, broadcast.id)["status"] != "done":
+        while time.monotonic() < deadline and campaigns.progress(session, broadcast.id)["status"] != "done":
             time.sleep(0.2)
             session.expire_all()
 
-    report = broadcasts.progress(session, broadcast.id)
+    report = campaigns.progress(session, broadcast.id)
     assert report["status"] == "done", report
     assert set(zalo.received) == {f"k{i}" for i in range(RECIPIENTS)}
     assert max(zalo.received.values()) == 1  # nobody got the promotion twice

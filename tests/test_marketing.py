@@ -16,6 +16,7 @@ from loyalty import earning, ledger
 from loyalty.members import create_member
 from loyalty.program import ProgramRules, load_rules, save_rules
 from loyalty.segments import Segment, audience_size
+from marketing import campaigns
 from models import Broadcast, Member, OutboxMessage, TierEvent, Voucher, ZaloUser, utcnow
 from tests.helpers import ZaloFake, run_jobs, seed_shop
 
@@ -209,7 +210,7 @@ def make_broadcast(
     promotional: bool = False,
 ) -> int:
     with app.app_context():
-        broadcast = broadcasts.create_broadcast(
+        broadcast = campaigns.create_broadcast(
             session, name="Thử", text=text, segment=segment, send_at=None, now=utcnow(), promotional=promotional
         )
         session.commit()
@@ -247,7 +248,7 @@ def test_broadcast_personalised_once_per_recipient(app: Flask, zalo: ZaloFake, s
     with app.app_context():
         broadcasts.fan_out(broadcast_id)  # a re-run of the fan-out adds nobody twice
         run_jobs(app)
-        report = broadcasts.progress(session, broadcast_id)
+        report = campaigns.progress(session, broadcast_id)
     assert report["status"] == "done" and report["counts"] == {"sent": 2} and report["audience"] == 2
     assert len(zalo.sent_messages()) == 2
 
@@ -257,24 +258,24 @@ def test_pause_resume_cancel(app: Flask, zalo: ZaloFake, session: Session, servi
     for i in range(3):
         add_member(session, f"M{i}", uid=f"u{i}")
     broadcast_id = make_broadcast(app, session, Segment())
-    broadcasts.pause(session, broadcast_id)
+    campaigns.pause(session, broadcast_id)
     session.commit()
     run_jobs(app)
     assert zalo.sent_messages() == []
     with app.app_context():
-        assert broadcasts.progress(session, broadcast_id)["counts"] == {"pending": 3}
-        broadcasts.resume(session, broadcast_id)
+        assert campaigns.progress(session, broadcast_id)["counts"] == {"pending": 3}
+        campaigns.resume(session, broadcast_id)
         session.commit()
     run_jobs(app)
     assert len(zalo.sent_messages()) == 3
     other = make_broadcast(app, session, Segment())
     with app.app_context():
         broadcasts.fan_out(other)
-    broadcasts.cancel(session, other, utcnow())
+    campaigns.cancel(session, other, utcnow())
     session.commit()
     run_jobs(app)
     assert len(zalo.sent_messages()) == 3
-    assert broadcasts.progress(session, other)["counts"] == {"cancelled": 3}
+    assert campaigns.progress(session, other)["counts"] == {"cancelled": 3}
 
 
 def test_rate_limit_slows_the_whole_broadcast(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
@@ -292,7 +293,7 @@ def test_rate_limit_slows_the_whole_broadcast(app: Flask, zalo: ZaloFake, sessio
         run_jobs(app, include_scheduled=True)
     sent = [m["recipient"]["user_id"] for m in zalo.sent_messages()]
     assert sorted(set(sent)) == ["u0", "u1", "u2", "u3"] and len(sent) == 5  # one -32 try, then each once
-    assert broadcasts.progress(session, broadcast_id)["counts"] == {"sent": 4}
+    assert campaigns.progress(session, broadcast_id)["counts"] == {"sent": 4}
 
 
 def test_promotions_wait_for_the_morning(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
@@ -312,7 +313,7 @@ def test_promotions_wait_for_the_morning(app: Flask, zalo: ZaloFake, session: Se
     with time_machine.travel(datetime(2026, 11, 23, 23, 1, tzinfo=UTC), tick=False):
         run_jobs(app, include_scheduled=True)
     assert texts_to(zalo, "u-night") == ["Chào Đêm, bạn có 0 điểm, hạng Thành viên."]
-    assert broadcasts.progress(session, broadcast_id)["counts"] == {"sent": 1}
+    assert campaigns.progress(session, broadcast_id)["counts"] == {"sent": 1}
 
 
 def test_broadcast_on_real_redis(settings, zalo: ZaloFake, real_redis, shop, session: Session) -> None:
@@ -326,7 +327,7 @@ def test_broadcast_on_real_redis(settings, zalo: ZaloFake, real_redis, shop, ses
     broadcast_id = make_broadcast(app, session, Segment())
     make_worker(app.extensions["tichdiem"], simple=True).work(burst=True, logging_level="WARNING")
     assert sorted(m["recipient"]["user_id"] for m in zalo.sent_messages()) == [f"r{i}" for i in range(5)]
-    assert broadcasts.progress(session, broadcast_id)["status"] == "done"
+    assert campaigns.progress(session, broadcast_id)["status"] == "done"
     app.extensions["tichdiem"].engine.dispose()
 
 

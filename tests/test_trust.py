@@ -512,7 +512,7 @@ def test_program_texts_refuse_unknown_placeholders(app: Flask, shop) -> None:
 
 
 def test_personalise_replaces_only_known_names() -> None:
-    from jobs.automations import personalize
+    from loyalty.placeholders import personalize
 
     assert (
         personalize("Chào {ten}, {ten.__class__} {x} {ten:>9} {", ten="Lan")

@@ -321,9 +321,9 @@ def broadcast_create(name: str, text: str, segment: str, send_at: str | None, no
     import json
     from datetime import datetime
 
-    from jobs.broadcasts import create_broadcast
     from loyalty.errors import InvalidSettings
     from loyalty.segments import Segment, audience_size
+    from marketing.campaigns import create_broadcast
 
     svc = services()
     now = utcnow()
@@ -355,7 +355,7 @@ def broadcast_status(broadcast_id: int) -> None:
     """Progress: counts by status and the reasons of skips and failures."""
     import json
 
-    from jobs.broadcasts import progress
+    from marketing.campaigns import progress
 
     with services().sessions() as session:
         click.echo(json.dumps(progress(session, broadcast_id), ensure_ascii=False, indent=2))
@@ -366,7 +366,7 @@ def broadcast_status(broadcast_id: int) -> None:
 @with_appcontext
 def broadcast_pause(broadcast_id: int) -> None:
     """Stop sending; the rest waits."""
-    from jobs.broadcasts import pause
+    from marketing.campaigns import pause
 
     with services().sessions() as session:
         pause(session, broadcast_id)
@@ -379,7 +379,7 @@ def broadcast_pause(broadcast_id: int) -> None:
 @with_appcontext
 def broadcast_resume(broadcast_id: int) -> None:
     """Continue a paused broadcast."""
-    from jobs.broadcasts import resume
+    from marketing.campaigns import resume
 
     with services().sessions() as session:
         resume(session, broadcast_id)
@@ -392,7 +392,7 @@ def broadcast_resume(broadcast_id: int) -> None:
 @with_appcontext
 def broadcast_cancel(broadcast_id: int) -> None:
     """Stop for good; unsent rows are marked cancelled."""
-    from jobs.broadcasts import cancel
+    from marketing.campaigns import cancel
 
     with services().sessions() as session:
         cancel(session, broadcast_id, utcnow())

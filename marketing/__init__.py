@@ -1,0 +1,1 @@
+"""Marketing services the console calls (campaigns); what RQ runs stays in jobs/."""
