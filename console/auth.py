@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from console.operations import CounterActor
+from console.actors import CounterActor
 from console.staff import StaffError, authenticate, end_sessions
 from console.throttle import account_guesses, login_failures
 from models import Role, Staff, utcnow

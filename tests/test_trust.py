@@ -503,7 +503,7 @@ def test_unknown_placeholders_are_field_errors_not_500s(app: Flask, shop, text: 
 
 
 def test_program_texts_refuse_unknown_placeholders(app: Flask, shop) -> None:
-    from console.program_form import from_form, to_form
+    from console.admin.program_form import from_form, to_form
     from loyalty.program import ProgramRules
 
     form = to_form(ProgramRules()) | {"tier_up_text": "Lên hạng {hang:>900000}"}

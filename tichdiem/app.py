@@ -155,15 +155,15 @@ def make_zalo_client(settings: Settings, sessions: sessionmaker[Session]) -> Zal
 def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
-    from console.admin import bp as admin_bp
-    from console.api import bp as api_bp
+    from console.admin.catalog import bp as catalog_bp
+    from console.admin.views import bp as admin_bp
+    from console.api.views import bp as api_bp
     from console.auth import bp as auth_bp
-    from console.broadcasts import bp as broadcasts_bp
-    from console.catalog import bp as catalog_bp
-    from console.counter import bp as counter_bp
-    from console.public import bp as public_bp
-    from console.team import bp as team_bp
-    from console.transfer import bp as transfer_bp
+    from console.broadcasts.views import bp as broadcasts_bp
+    from console.counter.public import bp as public_bp
+    from console.counter.views import bp as counter_bp
+    from console.team.views import bp as team_bp
+    from console.transfer.views import bp as transfer_bp
     from tichdiem.health import bp as health_bp
     from webhooks.views import bp as webhooks_bp
 

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from console.actors import CounterActor
+from console.counter.operations import NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
 from console.forms import MAX_ID
-from console.operations import CounterActor, NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
 from console.throttle import code_guesses
@@ -95,7 +96,7 @@ def api_key_required(view: F) -> F:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    from console.openapi import spec
+    from console.api.openapi import spec
 
     return jsonify(spec(get_settings().public_url))
 

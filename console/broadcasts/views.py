@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.broadcast_form import BUTTONS, draft_from_form, form_values
-from console.operations import audit
+from console.broadcasts.form import BUTTONS, draft_from_form, form_values
+from console.counter.operations import audit
 from jobs import broadcasts
 from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt

@@ -16,7 +16,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from console.reports import MemberFilter, member_query
+from console.admin.reports import MemberFilter, member_query
 from loyalty.birthdays import show_birthday
 from loyalty.ledger import KIND_LABELS
 from loyalty.phones import display_phone

@@ -8,11 +8,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from console.admin.program_form import changes, from_form, to_form
+from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from console.auth import counter_actor, load_staff, login_required
+from console.counter.operations import audit
 from console.forms import a_page, bounded
-from console.operations import audit
-from console.program_form import changes, from_form, to_form
-from console.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from loyalty import format as fmt
 from loyalty import ledger, rewards
 from loyalty.errors import InsufficientPoints, InvalidAmount

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
+from console.counter.operations import audit
 from console.forms import read_date, read_int
-from console.operations import audit
 from loyalty import format as fmt
 from loyalty.program import Promotion, load_rules, save_rules
 from models import Member, Reward, Role, Tier, TierEvent, Voucher, utcnow

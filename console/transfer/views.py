@@ -10,11 +10,11 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from console.admin.reports import member_filter
 from console.auth import counter_actor, login_required
-from console.exports import export_response, ledger_table, members_table
+from console.counter.operations import audit
 from console.forms import YEARS
-from console.operations import audit
-from console.reports import member_filter
+from console.transfer.exports import export_response, ledger_table, members_table
 from jobs.imports import check_after_commit, enqueue_import
 from loyalty import format as fmt
 from loyalty.member_import import (

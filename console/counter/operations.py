@@ -6,7 +6,6 @@ in the caller's transaction; the notification's delivery job starts when the cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.replies import render
+from console.actors import CounterActor
 from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
 from loyalty import earning, ledger, rewards
 from loyalty import format as fmt
@@ -31,21 +31,6 @@ SELF_REVERSAL_WINDOW = timedelta(minutes=15)
 
 class NotAllowed(LoyaltyError):
     code = "not_allowed"
-
-
-@dataclass(frozen=True)
-class CounterActor:
-    """Who acts at the counter: a logged-in staff member or a POS API key, and where."""
-
-    actor: str  # "staff:3" | "api:7"
-    staff_id: int | None = None
-    store_id: int | None = None
-    is_owner: bool = False
-    ip: str | None = None
-
-    @property
-    def ledger_actor(self) -> ledger.Actor:
-        return ledger.Actor("staff", self.actor)
 
 
 def earn_for_bill(

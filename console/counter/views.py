@@ -11,8 +11,7 @@ from werkzeug.wrappers import Response
 
 from bot.parsing import BadInput, parse_amount
 from console.auth import counter_actor, login_required
-from console.forms import an_id
-from console.operations import (
+from console.counter.operations import (
     CounterActor,
     NotAllowed,
     can_self_reverse,
@@ -24,6 +23,7 @@ from console.operations import (
     use_voucher,
     voucher_view,
 )
+from console.forms import an_id
 from console.qr import qr_svg
 from console.throttle import code_guesses
 from loyalty import format as fmt

@@ -10,8 +10,8 @@ from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
+from console.counter.operations import audit
 from console.forms import a_page, an_id
-from console.operations import audit
 from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions
 from models import ApiKey, AuditLog, Member, Role, Staff, Store, utcnow
 from tichdiem.extensions import get_session, get_settings

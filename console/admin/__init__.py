@@ -1,0 +1,1 @@
+"""The owner and marketer console: dashboard, members, program settings, tiers, rewards, promotions."""

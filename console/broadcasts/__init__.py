@@ -1,0 +1,1 @@
+"""Broadcast pages: compose, preview, schedule, live progress, report."""

@@ -1,0 +1,1 @@
+"""Member import (CSV/XLSX) and exports."""
