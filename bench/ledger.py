@@ -20,6 +20,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from bench.common import scratch_database, timed
+from bot import history
 from loyalty import earning, ledger
 from loyalty.members import create_member
 from loyalty.program import ProgramRules
@@ -121,7 +122,7 @@ def read_figures(engine: Engine, member_id: int) -> dict[str, tuple[float, float
     def balance_and_history() -> None:
         with sessions() as s:
             s.scalar(select(Member.points_balance).where(Member.id == member_id))
-            [ledger.describe(e, TZ) for e in ledger.history(s, member_id, limit=10)]
+            [history.describe(e, TZ) for e in ledger.history(s, member_id, limit=10)]
 
     def recompute(session: Session | None = None) -> None:
         with sessions() as s:

@@ -18,21 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty import format as fmt
 from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, NotReversible
 from loyalty.locks import lock_member
 from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
 
 CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})
 REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS})
-KIND_LABELS = {
-    EntryKind.EARN: "Tích điểm",
-    EntryKind.REDEEM: "Đổi quà",
-    EntryKind.EXPIRE: "Hết hạn",
-    EntryKind.ADJUST: "Điều chỉnh",
-    EntryKind.REVERSE: "Hoàn tác",
-    EntryKind.REFERRAL_BONUS: "Thưởng giới thiệu",
-}
 
 
 @dataclass(frozen=True)
@@ -210,11 +201,6 @@ def expiring(
     return list(totals.items())
 
 
-def describe(entry: LedgerEntry, tz: ZoneInfo) -> str:
-    """ "+25 điểm — hóa đơn HD123 — 12/11" for people."""
-    return f"{fmt.signed_points(entry.points)} điểm — {_label(entry)} — {fmt.short_day(entry.created_at, tz)}"
-
-
 def ledger_totals(session: Session, member_id: int) -> tuple[int, int]:
     """(sum of entries, sum of unspent lots): both must equal the cached balance."""
     entries = session.scalar(
@@ -312,23 +298,6 @@ def _reverse_debit(
         session.add(LotDraw(entry_id=entry.id, lot_id=lot.id, points=-draw.points))
     session.flush()
     return entry
-
-
-def _label(entry: LedgerEntry) -> str:
-    ref = entry.source_ref
-    if entry.kind == EntryKind.EARN:
-        if ref:
-            return f"hóa đơn {ref}"
-        return f"mua hàng {fmt.vnd(entry.bill_amount)}" if entry.bill_amount else "tích điểm"
-    if entry.kind == EntryKind.REDEEM:
-        return entry.reason or "đổi quà"
-    if entry.kind == EntryKind.EXPIRE:
-        return "điểm hết hạn"
-    if entry.kind == EntryKind.REFERRAL_BONUS:
-        return entry.reason or "thưởng giới thiệu"
-    if entry.kind == EntryKind.REVERSE:
-        return f"hoàn tác {ref}" if ref else "hoàn tác"
-    return entry.reason or "điều chỉnh"
 
 
 def adjust(

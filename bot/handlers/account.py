@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import buttons
+from bot import buttons, history
 from bot.handlers.membership import members_only, tier_name
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
@@ -58,7 +58,7 @@ def on_history(ctx: Context) -> list[Reply]:
     entries = ledger.history(ctx.session, ctx.member.id, limit=HISTORY_LENGTH)
     if not entries:
         return [reply("history_empty", buttons=(buttons.CARD,))]
-    lines = [ledger.describe(e, ctx.config.tz) for e in entries]
+    lines = [history.describe(e, ctx.config.tz) for e in entries]
     return [reply("history", buttons=(buttons.BALANCE, buttons.REWARDS), count=len(lines), lines=lines)]
 
 

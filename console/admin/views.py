@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from bot import history
 from console.admin.program_form import changes, from_form, to_form
 from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from console.auth import counter_actor, load_staff, login_required
@@ -90,7 +91,7 @@ def member(member_id: int) -> str:
         received=received,
         fmt=fmt,
         tz=settings.tz,
-        describe=ledger.describe,
+        describe=history.describe,
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
         is_owner=staff is not None and staff.role == Role.OWNER,

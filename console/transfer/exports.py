@@ -16,9 +16,9 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.history import KIND_LABELS
 from console.admin.reports import MemberFilter, member_query
 from loyalty.birthdays import show_birthday
-from loyalty.ledger import KIND_LABELS
 from loyalty.phones import display_phone
 from models import EntryKind, LedgerEntry, Member, Tier
 

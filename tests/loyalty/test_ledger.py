@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import history
 from loyalty import ledger
 from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, NotReversible
 from models import EntryKind, LedgerEntry, Member
@@ -184,7 +185,7 @@ def test_history_reads_like_a_person_wrote_it(db: Session) -> None:
         expires_at=None,
     )
     spend(db, member, 100, "s1")
-    lines = [ledger.describe(e, TZ) for e in ledger.history(db, member.id)]
+    lines = [history.describe(e, TZ) for e in ledger.history(db, member.id)]
     assert lines == [
         "−100 điểm — đổi quà — 23/11",
         "+1.250 điểm — mua hàng 12.500.000đ — 23/11",

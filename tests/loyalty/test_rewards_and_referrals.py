@@ -4,7 +4,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalty import earning, ledger, referrals, rewards
+from bot import history
+from loyalty import earning, referrals, rewards
 from loyalty.codes import ALPHABET, normalize_code, pretty_voucher_code
 from loyalty.errors import (
     InsufficientPoints,
@@ -39,7 +40,7 @@ def test_redeem_spends_points_and_issues_a_voucher(db: Session, shop) -> None:
     assert not set(voucher.code) & set("IO01")
     entry = db.get(LedgerEntry, voucher.redeem_entry_id)
     assert entry.kind == EntryKind.REDEEM and entry.source_ref == voucher.code
-    assert ledger.describe(entry, TZ) == "−100 điểm — đổi Cà phê sữa đá — 23/11"
+    assert history.describe(entry, TZ) == "−100 điểm — đổi Cà phê sữa đá — 23/11"
     assert_consistent(db, member.id)
 
 
@@ -212,7 +213,7 @@ def test_referrer_gets_fixed_bonus_once_on_first_purchase(db: Session, shop) -> 
     db.expire_all()
     assert db.get(Member, referrer.id).points_balance == 50
     entry = first.referral_entry
-    assert ledger.describe(entry, TZ) == "+50 điểm — thưởng giới thiệu Bình — 23/11"
+    assert history.describe(entry, TZ) == "+50 điểm — thưởng giới thiệu Bình — 23/11"
     assert_consistent(db, referrer.id)
 
 
