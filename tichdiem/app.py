@@ -163,10 +163,12 @@ def _register_blueprints(app: Flask) -> None:
     from console.counter.public import bp as public_bp
     from console.counter.views import bp as counter_bp
     from console.team.views import bp as team_bp
+    from console.templating import register as register_templating
     from console.transfer.views import bp as transfer_bp
     from tichdiem.health import bp as health_bp
     from webhooks.views import bp as webhooks_bp
 
+    register_templating(app)
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies

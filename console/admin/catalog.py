@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 from console.auth import counter_actor, login_required
 from console.counter.operations import audit
 from console.forms import read_date, read_int
-from loyalty import format as fmt
 from loyalty.program import Promotion, load_rules, save_rules
 from models import Member, Reward, Role, Tier, TierEvent, Voucher, utcnow
 from tichdiem.extensions import get_session, get_settings
@@ -57,9 +56,7 @@ def tiers() -> str | Response:
             return redirect(url_for("catalog.tiers"))
         flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     members = dict(db.execute(select(Member.tier_id, func.count()).group_by(Member.tier_id)).all())
-    return render_template(
-        "console/tiers.html", tiers=current, form=request.form, errors=errors, members=members, fmt=fmt
-    )
+    return render_template("console/tiers.html", tiers=current, form=request.form, errors=errors, members=members)
 
 
 @bp.get("/rewards")
@@ -72,9 +69,7 @@ def rewards() -> str:
         rewards=list(db.scalars(select(Reward).order_by(Reward.is_active.desc(), Reward.points_cost))),
         tiers={t.id: t for t in db.scalars(select(Tier))},
         issued=issued,
-        fmt=fmt,
         timedelta=timedelta,
-        tz=get_settings().tz,
     )
 
 

@@ -32,7 +32,7 @@ MAX_ADJUST = 10_000_000  # points in one adjustment; more is a typo (balances ar
 def home() -> str:
     settings = get_settings()
     figures = dashboard(get_session(), utcnow(), settings.tz)
-    return render_template("console/dashboard.html", d=figures, fmt=fmt, tz=settings.tz)
+    return render_template("console/dashboard.html", d=figures)
 
 
 @bp.get("/members")
@@ -51,9 +51,7 @@ def members() -> str:
         pages=-(-total // PAGE_SIZE),
         flt=flt,
         tiers=tier_names,
-        fmt=fmt,
         phone=lambda p: display_phone(p) if p else "",
-        tz=get_settings().tz,
         export_args={k: v for k, v in request.args.items() if v and k != "page"},
     )
 
@@ -63,7 +61,6 @@ def members() -> str:
 def member(member_id: int) -> str:
     db = get_session()
     found = db.get(Member, member_id) or abort(404)
-    settings = get_settings()
     tier = db.get(Tier, found.tier_id) if found.tier_id else None
     entries = ledger.history(db, found.id, limit=50)
     vouchers = rewards.unused_vouchers(db, found.id, utcnow())
@@ -89,8 +86,6 @@ def member(member_id: int) -> str:
         vouchers=vouchers,
         referred=referred,
         received=received,
-        fmt=fmt,
-        tz=settings.tz,
         describe=history.describe,
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,

@@ -64,9 +64,7 @@ def index() -> str:
             .group_by(OutboxMessage.broadcast_id)
         ).all()
     )
-    return render_template(
-        "console/broadcasts.html", rows=rows, sent=sent, labels=STATUS_LABELS, fmt=fmt, tz=get_settings().tz
-    )
+    return render_template("console/broadcasts.html", rows=rows, sent=sent, labels=STATUS_LABELS)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -110,7 +108,6 @@ def new() -> str | Response:
         preview=preview,
         tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
         buttons=BUTTONS,
-        fmt=fmt,
     )
 
 
@@ -125,8 +122,6 @@ def show(broadcast_id: int) -> str:
         p=progress_view(broadcast_id),
         labels=STATUS_LABELS,
         segment=describe_segment(Segment.from_dict(broadcast.segment)),
-        fmt=fmt,
-        tz=get_settings().tz,
     )
 
 

@@ -24,6 +24,7 @@ from console.counter.operations import (
     voucher_view,
 )
 from console.forms import an_id
+from console.messages import message
 from console.qr import qr_svg
 from console.throttle import code_guesses
 from loyalty import format as fmt
@@ -35,11 +36,8 @@ from loyalty.errors import (
     LinkRefused,
     LoyaltyError,
     MemberBlocked,
-    VoucherCancelled,
-    VoucherExpired,
+    VoucherError,
     VoucherNotFound,
-    VoucherUsed,
-    VoucherWrongMember,
 )
 from loyalty.linking import requests_for_member
 from loyalty.members import find_by_code, find_by_phone
@@ -49,21 +47,7 @@ from models import Claim, LedgerEntry, Member, Role, Tier, Voucher, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
-BAD_AMOUNT = "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k."
-
-LINK_ERRORS = {
-    "wrong_code": "Mã xác nhận không đúng. Nhờ khách mở lại tin nhắn của quán trong Zalo và đọc lại mã.",
-    "no_request": "Không có yêu cầu liên kết nào đang chờ (hết hạn hoặc đã hủy). Nhờ khách nhắn lại số điện thoại.",
-    "taken": "Thẻ này hoặc Zalo của khách đã được liên kết rồi.",
-}
-
-VOUCHER_ERRORS = {
-    VoucherNotFound: "Không tìm thấy voucher này. Kiểm tra lại mã.",
-    VoucherExpired: "Voucher đã hết hạn, không dùng được.",
-    VoucherUsed: "Voucher này đã được sử dụng rồi.",
-    VoucherCancelled: "Voucher này đã bị hủy.",
-    VoucherWrongMember: "Voucher này thuộc về thành viên khác.",
-}
+BAD_AMOUNT = message("invalid_amount")
 
 
 @bp.get("/")
@@ -73,7 +57,7 @@ def home() -> str:
     db = get_session()
     entries = recent_earns(db, actor.store_id)
     rows = [{"entry": e, "member": db.get(Member, e.member_id), "can_reverse": _may_reverse(e, actor)} for e in entries]
-    return render_template("console/counter.html", rows=rows, fmt=fmt, tz=get_settings().tz)
+    return render_template("console/counter.html", rows=rows)
 
 
 @bp.post("/find")
@@ -99,10 +83,8 @@ def member(member_id: int) -> str:
         tier=tier,
         vouchers=vouchers,
         link_requests=requests_for_member(db, found.id, _now()),
-        fmt=fmt,
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
-        tz=get_settings().tz,
     )
 
 
@@ -138,7 +120,7 @@ def earn(member_id: int) -> Response:
         return redirect(url_for("counter.member", member_id=member_id))
     except (InvalidAmount, MemberBlocked) as exc:
         db.rollback()
-        flash("Thành viên đang bị khóa." if isinstance(exc, MemberBlocked) else "Số tiền không hợp lệ.", "error")
+        flash(message(exc), "error")
         return redirect(url_for("counter.member", member_id=member_id))
     db.commit()
     if result.points:
@@ -165,7 +147,7 @@ def link_zalo(member_id: int) -> Response:
         )
     except LinkRefused as exc:
         db.commit()  # keep the count of wrong codes
-        flash(LINK_ERRORS.get(exc.reason, "Không liên kết được."), "error")
+        flash(message(exc), "error")
         return redirect(url_for("counter.member", member_id=member_id))
     db.commit()
     flash("Đã liên kết Zalo của khách với thẻ thành viên. ✔", "success")
@@ -210,8 +192,6 @@ def voucher(code: str) -> str | Response:
     return render_template(
         "console/voucher.html",
         v=voucher_view(db, found),
-        fmt=fmt,
-        tz=get_settings().tz,
         op=uuid.uuid4().hex,
         now=_now(),
     )
@@ -234,9 +214,9 @@ def use(code: str) -> Response:
             tz=get_settings().tz,
             member_id=member_id,
         )
-    except tuple(VOUCHER_ERRORS) as exc:
+    except VoucherError as exc:
         db.rollback()
-        flash(VOUCHER_ERRORS[type(exc)], "error")
+        flash(message(exc), "error")
         return redirect(url_for("counter.voucher", code=code))
     db.commit()
     flash("Đã dùng voucher. ✔", "success")
@@ -254,7 +234,7 @@ def _voucher_or_flash(code: str) -> Voucher | None:
         return rewards.find_voucher(get_session(), code)
     except VoucherNotFound:
         throttle.failed(who)
-        flash(VOUCHER_ERRORS[VoucherNotFound], "error")
+        flash(message("voucher_not_found"), "error")
         return None
 
 
@@ -303,8 +283,6 @@ def claim(claim_id: int) -> str:
         claim=found,
         url=url,
         qr=Markup(qr_svg(url)),
-        fmt=fmt,
-        tz=get_settings().tz,
         oa_link=_oa_link(),
     )
 

@@ -14,7 +14,7 @@ from console.counter.operations import audit
 from console.forms import a_page, an_id
 from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions
 from models import ApiKey, AuditLog, Member, Role, Staff, Store, utcnow
-from tichdiem.extensions import get_session, get_settings
+from tichdiem.extensions import get_session
 
 bp = Blueprint("team", __name__, url_prefix="/admin")
 
@@ -78,7 +78,6 @@ def staff() -> str | Response:
         errors=errors,
         form=request.form,
         min_password=MIN_PASSWORD,
-        tz=get_settings().tz,
     )
 
 
@@ -177,7 +176,6 @@ def audit_log() -> str:
         people=people,
         members=members,
         labels=ACTION_LABELS,
-        tz=get_settings().tz,
     )
 
 
@@ -191,7 +189,6 @@ def _api_keys_page(*, secret: str | None = None, secret_name: str = "", error: s
         secret=secret,
         secret_name=secret_name,
         error=error,
-        tz=get_settings().tz,
     )
 
 

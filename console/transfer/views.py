@@ -16,7 +16,6 @@ from console.counter.operations import audit
 from console.forms import YEARS
 from console.transfer.exports import export_response, ledger_table, members_table
 from jobs.imports import check_after_commit, enqueue_import
-from loyalty import format as fmt
 from loyalty.member_import import (
     MAX_COLUMNS,
     MAX_ROWS,
@@ -101,8 +100,6 @@ def show_import(import_id: int) -> str:
         progress=import_progress(job),
         labels=IMPORT_LABELS,
         actions=ACTION_LABELS,
-        fmt=fmt,
-        tz=get_settings().tz,
     )
 
 
@@ -187,8 +184,6 @@ def _import_page() -> str:
         max_rows=MAX_ROWS,
         max_columns=MAX_COLUMNS,
         today=today.isoformat(),
-        fmt=fmt,
-        tz=get_settings().tz,
     )
 
 

@@ -1,0 +1,37 @@
+"""What the console says when the domain refuses: one table from error code to Vietnamese words.
+
+Like templates/replies/ for the chat, so a cashier and a marketer read the same sentence for the same refusal
+on every page. Keys are `LoyaltyError.code`, or `code:reason` for errors that carry a reason.
+"""
+
+from __future__ import annotations
+
+from loyalty.errors import LinkRefused, LoyaltyError
+
+ERRORS = {
+    "invalid_amount": "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.",
+    "member_blocked": "Thành viên đang bị khóa.",
+    "member_not_found": "Không tìm thấy thành viên.",
+    "voucher_not_found": "Không tìm thấy voucher này. Kiểm tra lại mã.",
+    "voucher_expired": "Voucher đã hết hạn, không dùng được.",
+    "voucher_used": "Voucher này đã được sử dụng rồi.",
+    "voucher_cancelled": "Voucher này đã bị hủy.",
+    "voucher_wrong_member": "Voucher này thuộc về thành viên khác.",
+    "insufficient_points": "Thành viên không còn đủ điểm.",
+    "already_reversed": "Giao dịch này đã được hoàn rồi.",
+    "not_reversible": "Giao dịch này không hoàn được.",
+    "link_refused:wrong_code": "Mã xác nhận không đúng. Nhờ khách mở lại tin nhắn của quán trong Zalo và đọc lại mã.",
+    "link_refused:no_request": "Không có yêu cầu liên kết nào đang chờ (hết hạn hoặc đã hủy). "
+    "Nhờ khách nhắn lại số điện thoại.",
+    "link_refused:taken": "Thẻ này hoặc Zalo của khách đã được liên kết rồi.",
+}
+FALLBACK = "Không thực hiện được. Vui lòng thử lại."
+
+
+def message(error: LoyaltyError | str) -> str:
+    """The console's sentence for a refusal (an exception, or its code)."""
+    if isinstance(error, str):
+        return ERRORS.get(error, FALLBACK)
+    if isinstance(error, LinkRefused):
+        return ERRORS.get(f"{error.code}:{error.reason}", FALLBACK)
+    return ERRORS.get(error.code, FALLBACK)

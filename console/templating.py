@@ -1,0 +1,51 @@
+"""What every console page can use without each view passing it: number and time filters, csrf_field().
+
+`{{ n|points }}` 1.250 · `{{ amount|vnd }}` 250.000đ · `{{ when|day }}` 12/11/2026 · `{{ when|local }}`
+14:05 12/11/2026 (in the shop's timezone; `|local('%H:%M %d/%m')` for another shape) · `{{ csrf_field() }}`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
+
+from loyalty import format as fmt
+from tichdiem.extensions import get_settings
+
+LOCAL_TIME = "%H:%M %d/%m/%Y"
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(fmt.points, "points")
+    app.add_template_filter(fmt.signed_points, "signed_points")
+    app.add_template_filter(fmt.vnd, "vnd")
+    app.add_template_filter(_day, "day")
+    app.add_template_filter(_local, "local")
+    app.add_template_global(csrf_field)
+    app.context_processor(_shop_context)
+
+
+def csrf_field() -> Markup:
+    """The hidden CSRF input every console form carries."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(generate_csrf()))
+
+
+def _shop_context() -> dict[str, Any]:
+    return {"fmt": fmt, "tz": _tz()}
+
+
+def _day(value: date | datetime | None) -> str:
+    return fmt.day(value, _tz()) if value is not None else ""
+
+
+def _local(value: datetime | None, pattern: str = LOCAL_TIME) -> str:
+    return value.astimezone(_tz()).strftime(pattern) if value is not None else ""
+
+
+def _tz() -> ZoneInfo:
+    return get_settings().tz
