@@ -90,6 +90,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt costs ~0.1 s a hash by design; tests create hundreds of staff (like Django's test hashers)."""
+    import functools
+
+    from werkzeug.security import generate_password_hash
+
+    fast = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
+    monkeypatch.setattr("console.staff.generate_password_hash", fast)
+    monkeypatch.setattr("console.team.views.generate_password_hash", fast)
+    monkeypatch.setattr("console.staff._DUMMY_HASH", fast("not-a-password"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every database test runs on SQLite (the embedded default) and on the PostgreSQL server."""
@@ -217,3 +230,20 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     yield Demo(app, base)
     server.shutdown()
     svc.engine.dispose()
+
+
+# Whole modules that start servers, workers or browsers: left out of the fast loop.
+SLOW_MODULES = {"tests/test_resilience.py", "tests/test_broadcast_fault.py", "tests/test_fuzz.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the PostgreSQL or Redis server are marked `postgres` / `redis`, browsers and workers `slow`, so
+    the fast loop can leave them out: pytest -m "not slow and not postgres and not redis" (docs/testing.md)."""
+    for item in items:
+        if "tests/browser/" in item.nodeid or item.nodeid.split("::")[0] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if "real_redis" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from sqlalchemy import text
 
@@ -50,7 +52,7 @@ def test_a_rollback_or_close_drops_the_jobs(queue: Queue) -> None:
 
 
 def test_queue_down_at_commit_keeps_the_commit(caplog: pytest.LogCaptureFixture) -> None:
-    down = Queue(connection=Redis(port=1, socket_connect_timeout=0.1))
+    down = Queue(connection=Redis(port=1, socket_connect_timeout=0.1, retry=Retry(NoBackoff(), 0)))
     with _sessions(down)() as session:
         session.execute(text("CREATE TABLE t (x INTEGER)"))
         session.execute(text("INSERT INTO t VALUES (1)"))

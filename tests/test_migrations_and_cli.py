@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -44,6 +45,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("ZALO_")}

@@ -181,6 +181,7 @@ def test_app_refuses_a_guessable_secret_key(key: str) -> None:
         create_app(TEST_SETTINGS.with_overrides(secret_key=key, zalo_app_id=""))
 
 
+@pytest.mark.slow
 def test_worker_command_exits_non_zero_naming_secret_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
     import subprocess
