@@ -254,3 +254,24 @@ class Console:
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.client.get(path, **kw)
+
+
+def credit(session: Any, m: Any, points: int, key: str, when: Any = None) -> None:
+    """Give `m` points as an owner's gift (an adjustment that expires by the default rules), committed."""
+    from datetime import UTC, datetime
+
+    from loyalty import ledger
+    from loyalty.program import ProgramRules
+
+    when = when or datetime.now(UTC)
+    ledger.adjust(
+        session,
+        m.id,
+        points,
+        key=key,
+        reason="tặng điểm",
+        actor=ledger.SYSTEM,
+        now=when,
+        expires_at=ProgramRules().expiry_for(when),
+    )
+    session.commit()

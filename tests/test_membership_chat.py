@@ -9,12 +9,10 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty import ledger
 from loyalty.cards import InvalidCard, RevokedCard, card_token, member_from_token
 from loyalty.members import create_member
-from loyalty.program import ProgramRules
 from models import Member, Voucher, VoucherStatus
-from tests.helpers import Chat, ZaloFake, seed_shop
+from tests.helpers import Chat, ZaloFake, credit, seed_shop
 
 USER = "8958041078911298472"
 OTHER = "7000000000000000001"
@@ -34,21 +32,6 @@ def register(chat: Chat, **info) -> list[dict]:
 def member(session: Session, zalo_user_id: str = USER) -> Member:
     session.expire_all()
     return session.scalars(select(Member).where(Member.zalo_user_id == zalo_user_id)).one()
-
-
-def credit(session: Session, m: Member, points: int, key: str, when: datetime | None = None) -> None:
-    when = when or datetime.now(UTC)
-    ledger.adjust(
-        session,
-        m.id,
-        points,
-        key=key,
-        reason="tặng điểm",
-        actor=ledger.SYSTEM,
-        now=when,
-        expires_at=ProgramRules().expiry_for(when),
-    )
-    session.commit()
 
 
 # --- registration -----------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loyalty import ledger
 from loyalty.members import create_member
 from loyalty.program import ProgramRules
 from models import Member, Voucher
 from tests.console_support import login, staffed_shop, text_of
-from tests.helpers import Chat, ZaloFake, run_jobs
+from tests.helpers import Chat, ZaloFake, credit, run_jobs
 
 USER = "8958041078911298472"
 
@@ -29,27 +28,12 @@ def _member(session: Session, zalo_user_id: str = USER) -> Member:
     return session.scalars(select(Member).where(Member.zalo_user_id == zalo_user_id)).one()
 
 
-def _credit(session: Session, member: Member, points: int) -> None:
-    now = datetime.now(UTC)
-    ledger.adjust(
-        session,
-        member.id,
-        points,
-        key=f"gift-{points}",
-        reason="tặng",
-        actor=ledger.SYSTEM,
-        now=now,
-        expires_at=ProgramRules().expiry_for(now),
-    )
-    session.commit()
-
-
 def test_two_chat_redemptions_in_a_row_give_two_vouchers(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
     """SQLite reuses a deleted row's id: a key built from the question's row id returned the first voucher."""
     chat = Chat(app, zalo)
     chat.follow()
     chat.share_info(name="Trần Thị B", phone="84987654321", user_dob="30/10/1999")
-    _credit(session, _member(session), 250)
+    credit(session, _member(session), 250, "gift-250")
     codes = []
     for _ in range(2):
         chat.say("đổi 2")
@@ -69,7 +53,7 @@ def imported(session: Session, shop) -> Member:
     """A member the shop imported from Excel: a balance, no Zalo account."""
     member = create_member(session, now=datetime.now(UTC), name="Chị Hà", phone="84987654321", source="import")
     session.commit()
-    _credit(session, member, 120)
+    credit(session, member, 120, "gift-120")
     return member
 
 
@@ -505,7 +489,6 @@ def test_unknown_placeholders_are_field_errors_not_500s(app: Flask, shop, text: 
 
 def test_program_texts_refuse_unknown_placeholders(app: Flask, shop) -> None:
     from console.admin.program_form import from_form, to_form
-    from loyalty.program import ProgramRules
 
     form = to_form(ProgramRules()) | {"tier_up_text": "Lên hạng {hang:>900000}"}
     rules, errors = from_form({k: str(v) if v is not None else "" for k, v in form.items()}, ProgramRules())
