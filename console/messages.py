@@ -6,6 +6,7 @@ on every page. Keys are `LoyaltyError.code`, or `code:reason` for errors that ca
 
 from __future__ import annotations
 
+from loyalty import placeholders
 from loyalty.errors import LinkRefused, LoyaltyError
 
 ERRORS = {
@@ -35,3 +36,27 @@ def message(error: LoyaltyError | str) -> str:
     if isinstance(error, LinkRefused):
         return ERRORS.get(f"{error.code}:{error.reason}", FALLBACK)
     return ERRORS.get(error.code, FALLBACK)
+
+
+PLACEHOLDER_LABELS = {
+    "ten": "tên khách",
+    "diem": "số điểm",
+    "hang": "hạng",
+    "shop": "tên quán",
+    "qua": "tên quà",
+    "ma": "mã voucher",
+    "han": "hạn dùng",
+    "quyen_loi": "quyền lợi của hạng",
+    "so_diem": "số điểm sắp hết hạn",
+    "ngay": "ngày hết hạn",
+}
+
+
+def placeholder_error(text: str, occasion: str) -> str | None:
+    """The form's message for a text with "{…}" it may not use (loyalty.placeholders.ALLOWED), or None."""
+    allowed = placeholders.ALLOWED[occasion]
+    bad = placeholders.unknown(text, allowed)
+    if not bad:
+        return None
+    known = ", ".join(f"{{{name}}} ({PLACEHOLDER_LABELS[name]})" for name in PLACEHOLDER_LABELS if name in allowed)
+    return f"Không hiểu {', '.join(bad)}. Chỉ dùng được: {known}."

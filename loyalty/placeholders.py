@@ -8,7 +8,7 @@ message), so it is never used on these texts. Forms refuse any other "{…}" wit
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 from loyalty import format as fmt
 from models import Member, Tier
 
-MEMBER = {"ten": "tên khách", "diem": "số điểm", "hang": "hạng", "shop": "tên quán"}
+MEMBER = frozenset({"ten", "diem", "hang", "shop"})
 # What each text may use: the member's fields plus those of its occasion.
 ALLOWED = {
     "broadcast": MEMBER,
-    "birthday_text": MEMBER | {"qua": "tên quà", "ma": "mã voucher", "han": "hạn dùng"},
+    "birthday_text": MEMBER | {"qua", "ma", "han"},
     "birthday_text_no_gift": MEMBER,
-    "tier_up_text": MEMBER | {"quyen_loi": "quyền lợi của hạng"},
-    "expiry_reminder_text": MEMBER | {"so_diem": "số điểm sắp hết hạn", "ngay": "ngày hết hạn"},
+    "tier_up_text": MEMBER | {"quyen_loi"},
+    "expiry_reminder_text": MEMBER | {"so_diem", "ngay"},
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{0,40})\}")
 
@@ -33,19 +33,10 @@ def fill(text: str, values: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
 
 
-def unknown(text: str, allowed: Mapping[str, str]) -> list[str]:
+def unknown(text: str, allowed: Collection[str]) -> list[str]:
     """The "{…}" in `text` that are not placeholders it may use, in order, once each."""
     found = [f"{{{name}}}" for name in _PLACEHOLDER.findall(text) if name not in allowed]
     return list(dict.fromkeys(found))
-
-
-def field_error(text: str, allowed: Mapping[str, str]) -> str | None:
-    """The form's message for a text with unknown placeholders, or None."""
-    bad = unknown(text, allowed)
-    if not bad:
-        return None
-    known = ", ".join(f"{{{name}}} ({label})" for name, label in allowed.items())
-    return f"Không hiểu {', '.join(bad)}. Chỉ dùng được: {known}."
 
 
 def personalize(text: str, **values: Any) -> str:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from console.forms import read_int
-from loyalty import placeholders
+from console.messages import placeholder_error
 from loyalty.program import ProgramRules, Rate
 
 INT_FIELDS = {  # name: (label, minimum, maximum, optional)
@@ -65,7 +65,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
     for name in TEXT_FIELDS[:-1]:
         if not texts[name] or len(texts[name]) > 1000:
             errors[name] = "Nội dung tin nhắn cần 1-1.000 ký tự."
-        elif problem := placeholders.field_error(texts[name], placeholders.ALLOWED[name]):
+        elif problem := placeholder_error(texts[name], name):
             errors[name] = problem
     if errors:
         return None, errors

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot import buttons
 from console.forms import read_date, read_int
-from loyalty import placeholders
+from console.messages import placeholder_error
 from loyalty.segments import Segment
 
 MAX_TEXT = 2000
@@ -43,7 +43,7 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         errors["text"] = "Cần nội dung tin nhắn."
     elif len(text) > MAX_TEXT:
         errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
-    elif problem := placeholders.field_error(text, placeholders.ALLOWED["broadcast"]):
+    elif problem := placeholder_error(text, "broadcast"):
         errors["text"] = problem
     numbers = {
         name: read_int(form, name, label, low, high, errors)
