@@ -22,7 +22,7 @@ from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
 from zalo.client import ZaloClient
-from zalo.errors import ZaloError
+from zalo.errors import ZaloError, ZaloUncertain
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,16 @@ def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | N
 
 
 def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc: ZaloError) -> str:
+    if isinstance(exc, ZaloUncertain):
+        # The request went out; Zalo may have delivered it. Like a dead worker's send: never again.
+        with sessions() as session, session.begin():
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(status=OutboxStatus.UNKNOWN, last_error=f"uncertain, not sent again: {exc}"[:2000])
+            )
+        log.warning("outbox: %s uncertain (%s), marked unknown", message.key, exc)
+        return OutboxStatus.UNKNOWN
     will_retry = exc.retryable and message.attempts < MAX_SEND_ATTEMPTS
     status = OutboxStatus.PENDING if will_retry else OutboxStatus.FAILED
     with sessions() as session, session.begin():

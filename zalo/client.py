@@ -7,8 +7,9 @@ import logging
 from typing import Any, Protocol
 
 import requests
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from zalo.errors import ZaloAuthError, ZaloError, ZaloTokenError, ZaloTransportError, error_for
+from zalo.errors import ZaloAuthError, ZaloError, ZaloTokenError, ZaloTransportError, ZaloUncertain, error_for
 from zalo.tokens import Exchange, TokenPair
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class ZaloClient:
                 method, f"{self.openapi_url}{path}", headers={"access_token": token}, timeout=self.timeout, **kwargs
             )
         except requests.RequestException as exc:
-            raise ZaloTransportError(0, f"{method} {path}: {exc}") from exc
+            raise _transport_error(exc, f"{method} {path}") from exc
         body = _json_body(response)
         code = _int(body.get("error"), 0)
         if code != 0:  # Zalo answers errors with HTTP 200 and a non-zero `error`
@@ -109,16 +110,44 @@ class ZaloClient:
         return data if isinstance(data, dict) else {}
 
 
+def _transport_error(exc: requests.RequestException, what: str) -> ZaloTransportError:
+    """Certainly not sent (no connection was made) → retryable; otherwise Zalo may have it → uncertain."""
+    if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
+        return ZaloTransportError(0, f"{what}: not sent: {exc}")
+    cause = "timeout" if isinstance(exc, requests.Timeout) else "connection lost"
+    return ZaloUncertain(0, f"{what}: {cause} after sending: {exc}")
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the real cause
+    return isinstance(reason, NewConnectionError | NameResolutionError)
+
+
 def _json_body(response: requests.Response) -> dict[str, Any]:
     if response.status_code >= 500:
-        raise ZaloTransportError(response.status_code, f"HTTP {response.status_code} from Zalo")
+        # A gateway timing out (504) or Zalo's own JSON answer may come after Zalo acted: uncertain. An empty
+        # body or a gateway's page (503 "down") means the API never took the call: try again.
+        if response.status_code == 504 or _is_json(response):
+            raise ZaloUncertain(response.status_code, f"HTTP {response.status_code} from Zalo")
+        raise ZaloTransportError(response.status_code, f"HTTP {response.status_code} from Zalo, not processed")
     try:
         body = response.json()
     except ValueError as exc:
-        raise ZaloTransportError(response.status_code, f"HTTP {response.status_code}, body is not JSON") from exc
+        raise ZaloUncertain(response.status_code, f"HTTP {response.status_code}, body is not JSON") from exc
     if not isinstance(body, dict):
         raise ZaloError(response.status_code, "unexpected JSON from Zalo")
     return body
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
 
 
 def _int(value: Any, default: int) -> int:

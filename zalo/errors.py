@@ -20,6 +20,14 @@ class ZaloTransportError(ZaloError):
     retryable = True
 
 
+class ZaloUncertain(ZaloTransportError):
+    """The request went out but no usable answer came back (read timeout, a dropped connection, a 5xx or an
+    unreadable body): Zalo may have acted on it. Safe calls (a profile, an upload) retry as any transport
+    error; a message is never sent again, since Zalo has no idempotency key (the outbox marks it unknown)."""
+
+    uncertain = True
+
+
 class ZaloTokenError(ZaloError):
     """-216 / -220: the access token is invalid or expired; refresh once and retry."""
 
