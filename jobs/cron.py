@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from rq import cron
 
-from jobs import automations, broadcasts
+from jobs import automations, broadcasts, recovery
 from tichdiem.config import QUEUE_NAME, load_settings
 
 
@@ -30,6 +30,7 @@ def register_all(tz_name: str) -> None:
     cron.register(automations.keep_token_fresh, QUEUE_NAME, interval=1800, name="token-keeper")
     cron.register(broadcasts.start_due_broadcasts, QUEUE_NAME, interval=60, name="start-broadcasts")
     cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=300, name="recover-broadcasts")
+    cron.register(recovery.recover, QUEUE_NAME, interval=60, name="recover")
 
 
 register_all(load_settings().timezone)

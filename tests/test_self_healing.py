@@ -54,3 +54,64 @@ def test_only_what_certainly_did_not_reach_zalo_is_retried(
         assert (row.status, row.attempts, len(zalo.calls_to(CS_URL))) == ("sent", 2, 2)
     else:  # the gateway gave up waiting for Zalo, which may have delivered it
         assert row.status == "unknown" and len(zalo.calls_to(CS_URL)) == 1
+
+
+# --- no human step: the recovery tick re-enqueues what a lost queue left behind ------------------------------
+
+
+def _recover(app: Flask, minutes: int = 2) -> dict[str, int]:
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from jobs.recovery import recover
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=minutes)), app.app_context():
+        return recover()
+
+
+def test_events_stored_before_redis_restarted_empty_are_answered_once(
+    app: Flask, zalo: ZaloFake, session: Session
+) -> None:
+    from models import WebhookEvent
+
+    zalo.accept_messages()
+    for i in range(5):
+        post_event(app.test_client(), text_event("trợ giúp", f"lost-{i}", user_id=f"70000000000000000{i:02d}"))
+    app.extensions["tichdiem"].redis.flushall()  # Redis came back empty: every queued job is gone
+    assert _recover(app, minutes=0) == {"events": 0, "messages": 0, "interrupted": 0}  # not yet a minute
+    assert _recover(app)["events"] == 5
+    assert _recover(app)["events"] == 0  # already queued: not twice
+    run_jobs(app)
+    assert {e.status for e in session.scalars(select(WebhookEvent))} == {"processed"}
+    assert len(zalo.sent_messages()) == 5
+    assert _recover(app) == {"events": 0, "messages": 0, "interrupted": 0}
+
+
+def test_messages_whose_delivery_job_was_lost_are_delivered_once(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    from datetime import UTC, datetime
+
+    from jobs.outbox import queue_messages
+    from zalo.messages import text_message
+
+    zalo.accept_messages()
+    with app.extensions["tichdiem"].sessions() as s:
+        queue_messages(s, key="lost", user_id="8958041078911298472", messages=[text_message("+25 điểm")])
+        s.commit()  # written, but its delivery job never made it to Redis
+    assert _recover(app)["messages"] == 1
+    run_jobs(app)
+    assert [m["message"]["text"] for m in zalo.sent_messages()] == ["+25 điểm"]
+    waiting = session.scalars(select(OutboxMessage)).one()
+    assert waiting.status == "sent" and waiting.sent_at <= datetime.now(UTC)
+    assert _recover(app)["messages"] == 0
+
+
+def test_a_message_waiting_for_its_retry_backoff_is_left_alone(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    zalo.answer_messages({"error": -32, "message": "rate limit"})
+    zalo.accept_messages()
+    post_event(app.test_client(), text_event("trợ giúp", "retry-1"))
+    run_jobs(app)  # -32: back to pending, RQ holds a retry with backoff
+    row = session.scalars(select(OutboxMessage)).one()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert _recover(app)["messages"] == 0  # the retry is RQ's, not ours
+    assert _recover(app, minutes=40)["messages"] == 1  # …unless that retry was lost with Redis
