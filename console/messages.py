@@ -60,3 +60,13 @@ def placeholder_error(text: str, occasion: str) -> str | None:
         return None
     known = ", ".join(f"{{{name}}} ({PLACEHOLDER_LABELS[name]})" for name in PLACEHOLDER_LABELS if name in allowed)
     return f"Không hiểu {', '.join(bad)}. Chỉ dùng được: {known}."
+
+
+HEALTH = {
+    "database_down": "Không kết nối được cơ sở dữ liệu: tích điểm và tin nhắn đang dừng.",
+    "queue_down": "Không kết nối được hàng đợi (Redis): tin nhắn của khách đang chờ, sẽ được trả lời khi có lại.",
+    "events_waiting": "Có tin nhắn của khách chờ quá 2 phút chưa được trả lời. Kiểm tra tiến trình worker.",
+    "messages_waiting": "Có tin gửi khách chờ quá 2 phút chưa gửi được. Kiểm tra tiến trình worker.",
+    "no_worker": "Không có tiến trình worker nào đang chạy (quá 1 phút không thấy tín hiệu): khách không được trả lời.",
+    "no_scheduler": "Bộ hẹn giờ của hàng đợi không chạy: gửi lại và tin hẹn giờ đang dừng.",
+}

@@ -14,8 +14,12 @@ from flask import Flask
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
+from console.auth import load_staff
+from console.messages import HEALTH
+from jobs.health import check
 from loyalty import format as fmt
-from tichdiem.extensions import get_settings
+from models import Role
+from tichdiem.extensions import get_session, get_settings, services
 
 LOCAL_TIME = "%H:%M %d/%m/%Y"
 
@@ -27,12 +31,21 @@ def register(app: Flask) -> None:
     app.add_template_filter(_day, "day")
     app.add_template_filter(_local, "local")
     app.add_template_global(csrf_field)
+    app.add_template_global(health_problems)
     app.context_processor(_shop_context)
 
 
 def csrf_field() -> Markup:
     """The hidden CSRF input every console form carries."""
     return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(generate_csrf()))
+
+
+def health_problems() -> list[str]:
+    """For the owner, on every page: what /healthz reports as degraded, in words (nobody else sees it)."""
+    staff = load_staff()
+    if staff is None or staff.role != Role.OWNER:
+        return []
+    return [HEALTH[p] for p in check(services(), get_session()).problems]
 
 
 def _shop_context() -> dict[str, Any]:

@@ -115,3 +115,48 @@ def test_a_message_waiting_for_its_retry_backoff_is_left_alone(app: Flask, zalo:
     assert (row.status, row.attempts) == ("pending", 1)
     assert _recover(app)["messages"] == 0  # the retry is RQ's, not ours
     assert _recover(app, minutes=40)["messages"] == 1  # …unless that retry was lost with Redis
+
+
+# --- health that tells the truth -----------------------------------------------------------------------------
+
+
+def test_events_waiting_too_long_make_health_degraded_and_show_the_owner_a_banner(app: Flask, session: Session) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from console.staff import create_staff
+    from tests.conftest import HEALTH
+    from tests.console_support import login, text_of
+
+    for username, role in (("chu", "owner"), ("thu-ngan", "cashier")):
+        create_staff(session, username=username, password="mat-khau-123", role=role, name=username)
+    session.commit()
+    post_event(app.test_client(), text_event("trợ giúp", "slow-1"))  # stored and queued; nobody works it off
+    assert app.test_client().get("/healthz").json == {"status": "ok"}
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=3)):
+        response = app.test_client().get("/healthz", headers=HEALTH)
+        assert response.status_code == 503 and response.json["problems"] == ["events_waiting"]
+        owner = text_of(login(app, "chu").get("/admin/"))
+        assert "Có tin nhắn của khách chờ quá 2 phút chưa được trả lời." in owner
+        assert "chờ quá 2 phút" not in text_of(login(app, "thu-ngan").get("/counter/"))
+
+
+def test_redis_mode_needs_a_live_worker_and_the_scheduler(settings, zalo, real_redis) -> None:  # type: ignore[no-untyped-def]
+    from rq.scheduler import RQScheduler
+
+    from jobs.worker import make_worker
+    from tests.conftest import HEALTH, REDIS_TEST_URL
+    from tichdiem.app import create_app
+
+    app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
+    body = app.test_client().get("/healthz", headers=HEALTH).json
+    assert body["status"] == "degraded" and body["problems"] == ["no_worker", "no_scheduler"]
+    worker = make_worker(app.extensions["tichdiem"], simple=True)
+    worker.register_birth()
+    worker.heartbeat()
+    real_redis.set(RQScheduler.get_locking_key("default"), "scheduler-1", ex=60)
+    body = app.test_client().get("/healthz", headers=HEALTH).json
+    assert body["status"] == "ok" and body["queue"]["workers"] == 1 and body["queue"]["scheduler"] is True
+    worker.register_death()
+    app.extensions["tichdiem"].engine.dispose()

@@ -1,0 +1,125 @@
+"""Is the service doing its work? The checks behind /healthz and the owner's console banner.
+
+Degraded when the database or the queue is down, when events or messages have waited longer than
+WAIT_LIMIT (nobody is working them off), and with a Redis queue when no worker has sent a heartbeat for a
+minute or RQ's scheduler (retries, delayed sends) is not running.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.registry import FailedJobRegistry
+from rq.scheduler import RQScheduler
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from jobs.context import Services
+from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+WAIT_LIMIT = timedelta(minutes=2)
+HEARTBEAT_LIMIT = timedelta(minutes=1)
+
+
+@dataclass
+class Health:
+    database: dict[str, Any]
+    queue: dict[str, Any]
+    problems: list[str] = field(default_factory=list)  # codes; console.messages words them
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(services: Services, session: Session) -> Health:
+    now = utcnow()
+    database = _database(session, now)
+    queue = _queue(services, now)
+    problems = [] if database["ok"] else ["database_down"]
+    problems += [] if queue["ok"] else ["queue_down"]
+    if database.get("events_overdue"):
+        problems.append("events_waiting")
+    if database.get("messages_overdue"):
+        problems.append("messages_waiting")
+    if queue.get("workers") == 0:
+        problems.append("no_worker")
+    if queue.get("scheduler") is False:
+        problems.append("no_scheduler")
+    return Health(database, queue, problems)
+
+
+def _database(session: Session, now: datetime) -> dict[str, Any]:
+    try:
+        session.execute(text("SELECT 1"))
+        failed = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.FAILED))
+        waiting = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.RECEIVED))
+        overdue_events = session.scalar(
+            select(func.count()).where(
+                WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < now - WAIT_LIMIT
+            )
+        )
+        overdue_messages = session.scalar(
+            select(func.count()).where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.created_at < now - WAIT_LIMIT,
+                or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+                OutboxMessage.attempts == 0,  # a retry RQ holds for its backoff is not overdue
+            )
+        )
+        unsent_rows = session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.status.in_([OutboxStatus.FAILED, OutboxStatus.UNKNOWN]))
+            .group_by(OutboxMessage.status)
+        ).all()
+        unsent = {status: int(count) for status, count in unsent_rows}
+        return {
+            "ok": True,
+            "backend": session.get_bind().dialect.name,
+            "events_failed": failed,
+            "events_waiting": waiting,
+            "events_overdue": overdue_events,
+            "messages_overdue": overdue_messages,
+            "messages_failed": unsent.get(OutboxStatus.FAILED, 0),
+            "messages_unknown": unsent.get(OutboxStatus.UNKNOWN, 0),  # interrupted sends, never repeated
+        }
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.error("health: database check failed: %s", exc)
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _queue(services: Services, now: datetime) -> dict[str, Any]:
+    mode = "embedded" if services.settings.embedded_queue else "redis"
+    try:
+        services.redis.ping()
+        state: dict[str, Any] = {
+            "ok": True,
+            "mode": mode,
+            "queued": services.queue.count,
+            "failed_jobs": FailedJobRegistry(queue=services.queue).count,
+        }
+        if mode == "redis":  # the embedded worker lives in this very process
+            state["workers"] = _live_workers(services, now)
+            state["scheduler"] = bool(services.redis.exists(RQScheduler.get_locking_key(services.queue.name)))
+        return state
+    except RedisError as exc:
+        log.error("health: queue check failed: %s", exc)
+        return {"ok": False, "mode": mode, "error": type(exc).__name__}
+
+
+def _live_workers(services: Services, now: datetime) -> int:
+    workers = Worker.all(queue=services.queue)
+    return sum(1 for w in workers if w.last_heartbeat and _aware(w.last_heartbeat) > now - HEARTBEAT_LIMIT)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
