@@ -9,12 +9,14 @@ is never sent again: at most once, and every such case is counted in /healthz.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rq import Queue
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.context import current_services
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=2)  # well above the client's connect + read timeout
 MAX_SEND_ATTEMPTS = 6  # the first try plus the job's five retries
+MARK_SENT_ATTEMPTS, MARK_SENT_PAUSE = 4, 0.5  # seconds, growing: a PostgreSQL restart takes a few
 
 
 class CardSender(Protocol):
@@ -125,13 +128,24 @@ def deliver_one(
                 .values(status=skip.status, last_error=skip.reason)
             )
         return skip.status
-    with sessions() as session, session.begin():
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id)
-            .values(status=OutboxStatus.SENT, zalo_message_id=zalo_message_id, sent_at=utcnow(), last_error=None)
-        )
+    _mark_sent(sessions, outbox_id, zalo_message_id)
     return OutboxStatus.SENT
+
+
+def _mark_sent(sessions: sessionmaker[Session], outbox_id: int, zalo_message_id: str) -> None:
+    """Record a delivered message. The database may drop the connection right now (a failover, a restart):
+    Zalo already has the message, so try again on a fresh connection rather than leave it "sending"."""
+    values = {"status": OutboxStatus.SENT, "zalo_message_id": zalo_message_id, "sent_at": utcnow(), "last_error": None}
+    for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
+        try:
+            with sessions() as session, session.begin():
+                session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
+            return
+        except OperationalError:
+            if attempt == MARK_SENT_ATTEMPTS:
+                raise  # left "sending": recovery marks it unknown (delivered, not recorded), never re-sent
+            log.warning("outbox: database lost while recording %s as sent; trying again", outbox_id)
+            time.sleep(MARK_SENT_PAUSE * attempt)
 
 
 def _release(sessions: sessionmaker[Session], message: OutboxMessage, reason: str, not_before: datetime | None) -> str:
@@ -249,5 +263,8 @@ def mark_interrupted(session: Session, now: datetime | None = None) -> int:
         session,
         update(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.claimed_at < now - STALE_CLAIM)
-        .values(status=OutboxStatus.UNKNOWN, last_error="interrupted mid-send (worker died); not sent again"),
+        .values(
+            status=OutboxStatus.UNKNOWN,
+            last_error="interrupted mid-send (the worker died or lost the database); not sent again",
+        ),
     )

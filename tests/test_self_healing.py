@@ -160,3 +160,39 @@ def test_redis_mode_needs_a_live_worker_and_the_scheduler(settings, zalo, real_r
     assert body["status"] == "ok" and body["queue"]["workers"] == 1 and body["queue"]["scheduler"] is True
     worker.register_death()
     app.extensions["tichdiem"].engine.dispose()
+
+
+def test_database_lost_between_the_send_and_recording_it(
+    app: Flask, zalo: ZaloFake, session: Session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from jobs import outbox
+    from jobs.outbox import deliver_one, queue_messages
+    from zalo.messages import text_message
+
+    monkeypatch.setattr(outbox, "MARK_SENT_PAUSE", 0)
+    zalo.accept_messages("zalo-m-1")
+    services = app.extensions["tichdiem"]
+    with services.sessions() as s:
+        (row_id,) = queue_messages(s, key="k", user_id="8958041078911298472", messages=[text_message("+25 điểm")])
+        s.commit()
+    drops = {"left": 2}
+
+    def drop_connection(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if (
+            statement.startswith("UPDATE outbox_messages SET status")
+            and "zalo_message_id" in statement
+            and drops["left"]
+        ):
+            drops["left"] -= 1
+            raise OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
+
+    event.listen(services.engine, "before_cursor_execute", drop_connection)
+    try:
+        assert deliver_one(services.sessions, services.zalo, row_id) == "sent"
+    finally:
+        event.remove(services.engine, "before_cursor_execute", drop_connection)
+    row = session.get(OutboxMessage, row_id)
+    assert (row.status, row.zalo_message_id, len(zalo.sent_messages())) == ("sent", "zalo-m-1", 1)
