@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis import Redis
 from rq import Queue
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from jobs.context import current_services
 from jobs.deferred import enqueue_after_commit
-from jobs.outbox import STALE_CLAIM, deliver_one, mark_interrupted
+from jobs.outbox import deliver_one, mark_interrupted
 from loyalty.placeholders import member_fields, personalize
 from loyalty.segments import Segment, audience_query
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 BATCH = 50
 FANOUT_CHUNK = 1000
 THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
+LIVENESS = timedelta(seconds=60)  # a sender that has not refreshed its key for this long is gone
+QUEUED = timedelta(minutes=10)  # a sender job waiting in the queue
+RESTART_AFTER = timedelta(minutes=1)  # rows younger than this may simply not have been reached yet
 
 
 def start_due_broadcasts() -> int:
@@ -90,6 +94,7 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
     context = current_services()
     while True:
         now = utcnow()
+        _beat(context.redis, broadcast_id, part, LIVENESS)
         with context.sessions() as session:
             broadcast = session.get(Broadcast, broadcast_id)
             if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
@@ -114,26 +119,62 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
 def senders_after_commit(session: Session, broadcast_id: int) -> None:
     """The broadcast's sender jobs (one per part) start once the caller commits."""
     for part in range(current_services().settings.broadcast_senders):
-        job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
-        enqueue_after_commit(session, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
+        _start_sender_after_commit(session, broadcast_id, part)
+
+
+def _start_sender_after_commit(session: Session, broadcast_id: int, part: int) -> None:
+    # Queued counts as alive (a backlog is no reason to start a second sender); running, it beats every batch.
+    _beat(current_services().redis, broadcast_id, part, QUEUED)
+    job_id = f"bc-{broadcast_id}-part{part}-{secrets.token_hex(4)}"
+    enqueue_after_commit(session, send_broadcast, broadcast_id, part, job_id=job_id, job_timeout=3600)
 
 
 def recover_broadcasts() -> int:
-    """Cron tick: after a worker died, mark interrupted sends "unknown" and restart stalled senders."""
+    """Cron tick (every minute): mark interrupted sends "unknown" and restart each sender that stopped.
+
+    Every sender keeps a liveness key in Redis (refreshed each batch, or until its scheduled restart when it
+    waits for the morning or a throttle). A part whose key is gone while it still has rows due was killed
+    (worker -9, Redis emptied): only that part is started again, within a minute, and its rows still go out
+    once each (claims).
+    """
     context = current_services()
     now = utcnow()
     restarted = 0
     with context.sessions() as session:
         mark_interrupted(session, now)  # every outbox row, replies and broadcasts alike
-        for broadcast in session.scalars(select(Broadcast).where(Broadcast.status == BroadcastStatus.SENDING)):
-            last_activity = session.scalar(
-                select(func.max(OutboxMessage.claimed_at)).where(OutboxMessage.broadcast_id == broadcast.id)
-            )
-            if last_activity is None or last_activity < now - STALE_CLAIM:
-                restarted += 1
-                senders_after_commit(session, broadcast.id)
+        for broadcast_id in session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)):
+            for part in _parts_with_rows_due(session, broadcast_id, now):
+                if not context.redis.exists(_liveness_key(broadcast_id, part)):
+                    restarted += 1
+                    _start_sender_after_commit(session, broadcast_id, part)
         session.commit()
+    if restarted:
+        log.warning("broadcasts: %s stopped sender(s) restarted", restarted)
     return restarted
+
+
+def _parts_with_rows_due(session: Session, broadcast_id: int, now: datetime) -> list[int]:
+    senders = current_services().settings.broadcast_senders
+    part = OutboxMessage.id % senders
+    stmt = (
+        select(part)
+        .where(
+            OutboxMessage.broadcast_id == broadcast_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.created_at < now - RESTART_AFTER,
+            (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
+        )
+        .group_by(part)
+    )
+    return [int(p) for p in session.scalars(stmt)]
+
+
+def _liveness_key(broadcast_id: int, part: int) -> str:
+    return f"tichdiem:broadcast:{broadcast_id}:sender:{part}"
+
+
+def _beat(redis: Redis, broadcast_id: int, part: int, ttl: timedelta) -> None:
+    redis.set(_liveness_key(broadcast_id, part), "1", ex=max(int(ttl.total_seconds()), 1))
 
 
 # --- internals -----------------------------------------------------------------------------------------
@@ -223,6 +264,7 @@ def _reset_throttle(broadcast_id: int) -> None:
 
 def _later(queue: Queue, broadcast_id: int, part: int, when: datetime, why: str) -> str:
     _schedule(queue, broadcast_id, part, when)
+    _beat(current_services().redis, broadcast_id, part, when - utcnow() + LIVENESS)  # alive, only waiting
     return why
 
 
