@@ -196,3 +196,101 @@ def test_database_lost_between_the_send_and_recording_it(
         event.remove(services.engine, "before_cursor_execute", drop_connection)
     row = session.get(OutboxMessage, row_id)
     assert (row.status, row.zalo_message_id, len(zalo.sent_messages())) == ("sent", "zalo-m-1", 1)
+
+
+# --- processes survive: a worker outlives its Redis --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_worker_survives_redis_restarting_empty(settings, zalo: ZaloFake, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A private redis-server (not the shared one) is stopped and started again empty under a running
+    `tichdiem worker`: the worker stays up and answers the next event."""
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from redis import Redis
+
+    from tichdiem.app import create_app
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def start_redis() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(50):
+            try:
+                Redis(port=port).ping()
+                return proc
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    redis_proc = start_redis()
+    url = f"redis://127.0.0.1:{port}/0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=url,
+        SECRET_KEY=settings.secret_key,
+        ZALO_APP_ID=settings.zalo_app_id,
+        ZALO_OPENAPI_URL="http://127.0.0.1:1",  # nothing to send in this test
+    )
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tichdiem", "worker", "--simple"],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+        time.sleep(3)  # Redis is gone for a while
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        redis_proc = start_redis()  # back, and empty
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not Redis(port=port).keys("rq:worker:*"):
+            time.sleep(0.5)
+        assert worker.poll() is None
+        assert Redis(port=port).keys("rq:worker:*"), "the worker did not register again"
+        app = create_app(settings.with_overrides(redis_url=url), config={"TESTING": True})
+        job = app.extensions["tichdiem"].queue.enqueue("tests.test_wiring.report_shop_name")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and job.get_status(refresh=True) not in ("finished", "failed"):
+            time.sleep(0.2)
+        assert job.get_status() == "finished"
+        app.extensions["tichdiem"].engine.dispose()
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=20)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import fakeredis
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
@@ -18,6 +20,8 @@ from tichdiem.config import QUEUE_NAME
 log = logging.getLogger(__name__)
 
 EMBEDDED_POLL_SECONDS = 0.2
+MAINTENANCE_SECONDS = 30  # RQ's default is 10 minutes: a dead scheduler froze retries that long
+RESTART_PAUSE, MAX_RESTART_PAUSE = 1.0, 30.0
 
 
 def make_redis(redis_url: str | None) -> Redis:
@@ -35,8 +39,26 @@ def run_worker(services: Services, *, burst: bool = False, simple: bool = False)
     """The production worker (`tichdiem worker`): forks a work horse per job, runs the retry scheduler.
 
     `simple` runs jobs in the worker's own process (lower latency, no isolation between jobs).
+
+    It survives Redis going away: RQ retries a dropped connection while waiting for jobs, and anything that
+    still ends the work loop (Redis restarted empty, an error between jobs) starts a new worker after a short,
+    growing pause, instead of exiting (under honcho one exiting process stops them all). Only a stop request
+    (SIGINT/SIGTERM) or `--burst` ends it. The scheduler (retries, delayed sends) is checked every
+    MAINTENANCE_SECONDS and started again if it died.
     """
-    make_worker(services, simple=simple).work(burst=burst, with_scheduler=True)
+    pause = RESTART_PAUSE
+    while True:
+        try:
+            worker = make_worker(services, simple=simple, maintenance_interval=MAINTENANCE_SECONDS)
+            worker.work(burst=burst, with_scheduler=True)
+        except RedisError as exc:  # making the worker talks to Redis too
+            log.error("worker: Redis lost (%s); a new worker starts in %.0f s", exc, pause)
+        else:
+            if burst or worker._shutdown_requested_date is not None:  # SIGINT or SIGTERM
+                return
+            log.warning("worker: the work loop ended by itself; a new worker starts in %.0f s", pause)
+        time.sleep(pause)
+        pause = min(pause * 2, MAX_RESTART_PAUSE)
 
 
 def run_embedded_worker(services: Services, stop: threading.Event) -> None:
