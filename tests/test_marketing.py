@@ -18,7 +18,7 @@ from loyalty.program import ProgramRules, load_rules, save_rules
 from loyalty.segments import Segment, audience_size
 from marketing import campaigns
 from models import Broadcast, Member, OutboxMessage, TierEvent, Voucher, ZaloUser, utcnow
-from tests.helpers import ZaloFake, run_jobs, seed_shop
+from tests.helpers import ZaloFake, credit, run_jobs, seed_shop
 
 TEMPLATE_URL = "https://openapi.zalo.me/v3.0/oa/message/template"
 
@@ -118,18 +118,7 @@ def test_expiry_and_reminder(app: Flask, zalo: ZaloFake, session: Session, shop)
     member = add_member(session, "Bảo", uid="u-bao")
     now = utcnow()
     for key, days_ago, points in (("old", 400, 30), ("soon", 360, 20), ("new", 10, 5)):
-        when = now - timedelta(days=days_ago)
-        ledger.adjust(
-            session,
-            member.id,
-            points,
-            key=key,
-            reason="tặng",
-            actor=ledger.SYSTEM,
-            now=when,
-            expires_at=ProgramRules().expiry_for(when),
-        )
-    session.commit()
+        credit(session, member, points, key, when=now - timedelta(days=days_ago))
     with app.app_context():
         assert automations.expire_points(now) == 1
         assert automations.remind_expiring(now) == 1
