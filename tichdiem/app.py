@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import BotConfig, build_bot
+from console.forms import IdConverter
 from jobs.cards import CardPublisher
 from jobs.context import Services, make_current, reset_current
 from jobs.proactive import ProactiveSender
@@ -63,8 +64,6 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.before_request(_refuse_nul)
     app.after_request(_security_headers)
-    from console.forms import IdConverter
-
     app.url_map.converters["int"] = IdConverter  # before the blueprints' rules are built
 
     services = build_services(settings)
@@ -77,7 +76,7 @@ def create_app(
     return app
 
 
-def _refuse_nul(_: Any = None) -> None:
+def _refuse_nul() -> None:
     """A NUL in an address, a query or a form field is never text a person typed, and PostgreSQL refuses it
     in any string: a clear 400 here instead of a 500 from whatever query it reaches. (The webhook and the API
     read their own bodies and check them.)"""
