@@ -16,11 +16,12 @@ from redis.exceptions import RedisError
 from rq import Worker
 from rq.registry import FailedJobRegistry
 from rq.scheduler import RQScheduler
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from jobs.context import Services
+from jobs.recovery import unattended_messages, unhandled_events
 from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,19 +63,9 @@ def _database(session: Session, now: datetime) -> dict[str, Any]:
         session.execute(text("SELECT 1"))
         failed = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.FAILED))
         waiting = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.RECEIVED))
-        overdue_events = session.scalar(
-            select(func.count()).where(
-                WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < now - WAIT_LIMIT
-            )
-        )
-        overdue_messages = session.scalar(
-            select(func.count()).where(
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.created_at < now - WAIT_LIMIT,
-                or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
-                OutboxMessage.attempts == 0,  # a retry RQ holds for its backoff is not overdue
-            )
-        )
+        # The same rows the recovery job picks up, a minute later: still there means nobody works them off.
+        overdue_events = session.scalar(select(func.count()).where(*unhandled_events(now - WAIT_LIMIT)))
+        overdue_messages = session.scalar(select(func.count()).where(*unattended_messages(now, now - WAIT_LIMIT)))
         unsent_rows = session.execute(
             select(OutboxMessage.status, func.count())
             .where(OutboxMessage.status.in_([OutboxStatus.FAILED, OutboxStatus.UNKNOWN]))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from jobs.context import current_services
@@ -60,30 +60,30 @@ def recover() -> dict[str, int]:
 
 
 def waiting_event_ids(session: Session, now: datetime) -> list[int]:
-    stmt = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < now - WAITING)
-        .order_by(WebhookEvent.id)
-        .limit(LIMIT)
-    )
+    stmt = select(WebhookEvent.id).where(*unhandled_events(now - WAITING)).order_by(WebhookEvent.id).limit(LIMIT)
     return list(session.scalars(stmt))
 
 
 def waiting_outbox_ids(session: Session, now: datetime) -> list[int]:
-    """Pending rows nobody is delivering: due now, and not a retry RQ is still holding for its backoff."""
-    stmt = (
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.created_at < now - WAITING,
-            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
-            or_(OutboxMessage.claimed_at.is_(None), OutboxMessage.claimed_at < now - RETRY_WAIT),
-            OutboxMessage.broadcast_id.is_(None),  # broadcast rows belong to their senders (recover_broadcasts)
-        )
-        .order_by(OutboxMessage.id)
-        .limit(LIMIT)
-    )
-    return list(session.scalars(stmt))
+    stmt = select(OutboxMessage.id).where(*unattended_messages(now, now - WAITING)).order_by(OutboxMessage.id)
+    return list(session.scalars(stmt.limit(LIMIT)))
+
+
+def unhandled_events(before: datetime) -> list[ColumnElement[bool]]:
+    """Events stored before `before` and still not handled (also what health reports as overdue)."""
+    return [WebhookEvent.status == EventStatus.RECEIVED, WebhookEvent.received_at < before]
+
+
+def unattended_messages(now: datetime, before: datetime) -> list[ColumnElement[bool]]:
+    """Pending rows written before `before` that nobody is delivering: due now, not a retry RQ still holds for
+    its backoff, not a broadcast's (its senders own those: recover_broadcasts)."""
+    return [
+        OutboxMessage.status == OutboxStatus.PENDING,
+        OutboxMessage.created_at < before,
+        or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+        or_(OutboxMessage.claimed_at.is_(None), OutboxMessage.claimed_at < now - RETRY_WAIT),
+        OutboxMessage.broadcast_id.is_(None),
+    ]
 
 
 def _job_alive(queue: Queue, job_id: str) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobs.inbound import enqueue_handle_event, handle_after_commit
+from jobs.recovery import unhandled_events
 from models import EventStatus, WebhookEvent, insert_ignore, utcnow
 from zalo.events import ZaloEvent, dedupe_key
 
@@ -51,11 +52,6 @@ def enqueue_waiting(queue: Queue, event_ids: list[int]) -> int:
 
 
 def unhandled_event_ids(session: Session, limit: int = 1000) -> list[int]:
-    """Events stored but never handled (e.g. Redis was down when they arrived)."""
-    stmt = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.status == EventStatus.RECEIVED)
-        .order_by(WebhookEvent.id)
-        .limit(limit)
-    )
+    """Events stored but never handled (e.g. Redis was down when they arrived), for `tichdiem events drain`."""
+    stmt = select(WebhookEvent.id).where(*unhandled_events(utcnow())).order_by(WebhookEvent.id).limit(limit)
     return list(session.scalars(stmt))
