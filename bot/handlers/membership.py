@@ -15,7 +15,7 @@ from loyalty.linking import cancel_requests, pending_request, request_link
 from loyalty.members import register_zalo_user
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.referrals import link_referral
-from models import Member, MemberStatus, Tier
+from models import LinkRequest, Member, MemberStatus, Tier
 from zalo.events import Follow, SubmitInfo
 from zalo.messages import request_user_info_message
 
@@ -53,15 +53,13 @@ def members_only(handler: Handler) -> Handler:
 
 def unregistered(ctx: Context) -> list[Reply]:
     """What a chat user who is not a member gets instead: the pending link code, or the way to register."""
-    if ctx.user is not None and pending_request(ctx.session, ctx.user.user_id, ctx.now) is not None:
-        return [link_pending_reply(ctx)]
+    request = pending_request(ctx.session, ctx.user.user_id, ctx.now) if ctx.user is not None else None
+    if request is not None:
+        return [link_pending_reply(ctx, request)]
     return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
 
 
-def link_pending_reply(ctx: Context) -> Reply:
-    assert ctx.user is not None
-    request = pending_request(ctx.session, ctx.user.user_id, ctx.now)
-    assert request is not None
+def link_pending_reply(ctx: Context, request: LinkRequest) -> Reply:
     member = ctx.session.get(Member, request.member_id)
     return reply(
         "link_pending",
@@ -145,8 +143,10 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
         return [reply("phone_taken", phone=display_phone(phone or ""))]
     except PhoneNeedsProof as claim:
         user_id, member_id = ctx.user.user_id, claim.member_id
-        request_link(ctx.session, zalo_user_id=user_id, member_id=member_id, name=name, birthday=birthday, now=ctx.now)
-        return [link_pending_reply(ctx)]
+        request = request_link(
+            ctx.session, zalo_user_id=user_id, member_id=member_id, name=name, birthday=birthday, now=ctx.now
+        )
+        return [link_pending_reply(ctx, request)]
     ctx.forget_member()
     member = registration.member
     cancel_requests(ctx.session, ctx.user.user_id, ctx.now)
