@@ -12,7 +12,7 @@ import hmac
 import secrets
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from loyalty.errors import LinkRefused
@@ -52,31 +52,17 @@ def request_link(
 
 
 def pending_request(session: Session, zalo_user_id: str, now: datetime) -> LinkRequest | None:
-    return session.scalar(
-        select(LinkRequest)
-        .where(
-            LinkRequest.zalo_user_id == zalo_user_id,
-            LinkRequest.status == LinkStatus.PENDING,
-            LinkRequest.expires_at > now,
-        )
-        .order_by(LinkRequest.id.desc())
-        .limit(1)
-    )
+    stmt = _open(now).where(LinkRequest.zalo_user_id == zalo_user_id).order_by(LinkRequest.id.desc()).limit(1)
+    return session.scalar(stmt)
 
 
 def requests_for_member(session: Session, member_id: int, now: datetime) -> list[LinkRequest]:
     """The open requests a cashier may confirm on this member's page."""
-    return list(
-        session.scalars(
-            select(LinkRequest)
-            .where(
-                LinkRequest.member_id == member_id,
-                LinkRequest.status == LinkStatus.PENDING,
-                LinkRequest.expires_at > now,
-            )
-            .order_by(LinkRequest.id)
-        )
-    )
+    return list(session.scalars(_open(now).where(LinkRequest.member_id == member_id).order_by(LinkRequest.id)))
+
+
+def _open(now: datetime) -> Select[LinkRequest]:
+    return select(LinkRequest).where(LinkRequest.status == LinkStatus.PENDING, LinkRequest.expires_at > now)
 
 
 def confirm_link(session: Session, *, member_id: int, code: str, by: str, now: datetime) -> LinkRequest:
