@@ -8,7 +8,7 @@ message), so it is never used on these texts. Forms refuse any other "{…}" wit
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -28,11 +28,6 @@ ALLOWED = {
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{0,40})\}")
 
 
-def fill(text: str, values: Mapping[str, Any]) -> str:
-    """Each "{name}" with a value replaced by it; anything else stays as written."""
-    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
-
-
 def unknown(text: str, allowed: Collection[str]) -> list[str]:
     """The "{…}" in `text` that are not placeholders it may use, in order, once each."""
     found = [f"{{{name}}}" for name in _PLACEHOLDER.findall(text) if name not in allowed]
@@ -40,8 +35,9 @@ def unknown(text: str, allowed: Collection[str]) -> list[str]:
 
 
 def personalize(text: str, **values: Any) -> str:
-    """ "Chúc mừng {ten}" with the member's values (known names only, never an error)."""
-    return fill(text, values)
+    """ "Chúc mừng {ten}" with the member's values: each "{name}" with a value is replaced by it, anything else
+    stays as written (never an error)."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
 
 
 def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:
