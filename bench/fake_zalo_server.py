@@ -12,11 +12,20 @@ from typing import Any
 
 
 class FakeZalo:
-    def __init__(self, latency: float = 0.02, on_request: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        latency: float = 0.02,
+        on_request: Callable[[int], None] | None = None,
+        refuse: Callable[[str], int | None] | None = None,
+    ) -> None:
         self.latency = latency
         self.on_request = on_request  # called with the request number before answering (fault injection)
+        # Called with the recipient first: an HTTP status to answer with an empty body instead (a gateway
+        # error: the message certainly did not reach Zalo and is not counted).
+        self.refuse = refuse
         self.received: Counter[str] = Counter()  # user_id -> messages received
         self.first_at: dict[str, float] = {}  # user_id -> time.perf_counter() of the first message
+        self.last_at: dict[str, float] = {}  # and of the latest
         self.count = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -42,15 +51,35 @@ class FakeZalo:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 user_id = str(body.get("recipient", {}).get("user_id") or body.get("user_id") or "")
+                status = fake.refuse(user_id) if fake.refuse is not None else None
+                if status is not None:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with fake.lock:
                     fake.count += 1
                     number = fake.count
                     fake.received[user_id] += 1
                     fake.first_at.setdefault(user_id, time.perf_counter())
+                    fake.last_at[user_id] = time.perf_counter()
                 if fake.on_request is not None:
                     fake.on_request(number)
                 time.sleep(fake.latency)
                 payload = json.dumps({"error": 0, "message": "Success", "data": {"message_id": f"m{number}"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    self.wfile.write(payload)
+                except BrokenPipeError:  # the client gave up waiting (a read-timeout fault): Zalo has it anyway
+                    pass
+
+            def do_GET(self) -> None:  # noqa: N802 - user/detail of a follower
+                payload = json.dumps(
+                    {"error": 0, "message": "Success", "data": {"display_name": "Khách", "user_is_follower": True}}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

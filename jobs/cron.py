@@ -29,8 +29,8 @@ def register_all(tz_name: str) -> None:
     cron.register(automations.congratulate_tier_ups, QUEUE_NAME, interval=300, name="tier-up-congratulations")
     cron.register(automations.keep_token_fresh, QUEUE_NAME, interval=1800, name="token-keeper")
     cron.register(broadcasts.start_due_broadcasts, QUEUE_NAME, interval=60, name="start-broadcasts")
-    cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=60, name="recover-broadcasts")
-    cron.register(recovery.recover, QUEUE_NAME, interval=60, name="recover")
+    cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=30, name="recover-broadcasts")
+    cron.register(recovery.recover, QUEUE_NAME, interval=30, name="recover")
 
 
 register_all(load_settings().timezone)

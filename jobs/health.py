@@ -2,7 +2,8 @@
 
 Degraded when the database or the queue is down, when events or messages have waited longer than
 WAIT_LIMIT (nobody is working them off), and with a Redis queue when no worker has sent a heartbeat for a
-minute or RQ's scheduler (retries, delayed sends) is not running.
+minute, RQ's scheduler (retries, delayed sends) is not running, or no `tichdiem cron` has been seen for two
+minutes (without it nothing recovers by itself: jobs/recovery.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq import Worker
+from rq import Worker, cron_scheduler_registry
 from rq.registry import FailedJobRegistry
 from rq.scheduler import RQScheduler
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from jobs.context import Services
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 WAIT_LIMIT = timedelta(minutes=2)
 HEARTBEAT_LIMIT = timedelta(minutes=1)
+CRON_LIMIT = timedelta(minutes=2)  # RQ's cron beats at least every 60 s
 
 
 @dataclass
@@ -55,12 +57,14 @@ def check(services: Services, session: Session) -> Health:
         problems.append("no_worker")
     if queue.get("scheduler") is False:
         problems.append("no_scheduler")
+    if queue.get("cron") is False:
+        problems.append("no_cron")
     return Health(database, queue, problems)
 
 
 def _database(session: Session, now: datetime) -> dict[str, Any]:
     try:
-        session.execute(text("SELECT 1"))
+        _ping(session)
         failed = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.FAILED))
         waiting = session.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.RECEIVED))
         # The same rows the recovery job picks up, a minute later: still there means nobody works them off.
@@ -88,6 +92,18 @@ def _database(session: Session, now: datetime) -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__}
 
 
+def _ping(session: Session) -> None:
+    """SELECT 1, once more on a fresh connection if the pooled one had died (the database restarted since):
+    the pool drops a dead connection on its first error, and that alone is no outage."""
+    try:
+        session.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        session.rollback()
+        session.execute(text("SELECT 1"))
+
+
 def _queue(services: Services, now: datetime) -> dict[str, Any]:
     mode = "embedded" if services.settings.embedded_queue else "redis"
     try:
@@ -101,6 +117,7 @@ def _queue(services: Services, now: datetime) -> dict[str, Any]:
         if mode == "redis":  # the embedded worker lives in this very process
             state["workers"] = _live_workers(services, now)
             state["scheduler"] = bool(services.redis.exists(RQScheduler.get_locking_key(services.queue.name)))
+            state["cron"] = _cron_alive(services, now)
         return state
     except RedisError as exc:
         log.error("health: queue check failed: %s", exc)
@@ -110,6 +127,12 @@ def _queue(services: Services, now: datetime) -> dict[str, Any]:
 def _live_workers(services: Services, now: datetime) -> int:
     workers = Worker.all(queue=services.queue)
     return sum(1 for w in workers if w.last_heartbeat and _aware(w.last_heartbeat) > now - HEARTBEAT_LIMIT)
+
+
+def _cron_alive(services: Services, now: datetime) -> bool:
+    """A `tichdiem cron` heartbeat (at least once a minute) within CRON_LIMIT."""
+    registry = cron_scheduler_registry.get_registry_key()
+    return bool(services.redis.zcount(registry, (now - CRON_LIMIT).timestamp(), "+inf"))
 
 
 def _aware(moment: datetime) -> datetime:

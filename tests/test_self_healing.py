@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import requests
 from flask import Flask
@@ -142,7 +152,8 @@ def test_events_waiting_too_long_make_health_degraded_and_show_the_owner_a_banne
         assert "chờ quá 2 phút" not in text_of(login(app, "thu-ngan").get("/counter/"))
 
 
-def test_redis_mode_needs_a_live_worker_and_the_scheduler(settings, zalo, real_redis) -> None:  # type: ignore[no-untyped-def]
+def test_redis_mode_needs_a_live_worker_the_scheduler_and_cron(settings, zalo, real_redis) -> None:  # type: ignore[no-untyped-def]
+    from rq import cron_scheduler_registry
     from rq.scheduler import RQScheduler
 
     from jobs.worker import make_worker
@@ -151,13 +162,18 @@ def test_redis_mode_needs_a_live_worker_and_the_scheduler(settings, zalo, real_r
 
     app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     body = app.test_client().get("/healthz", headers=HEALTH).json
-    assert body["status"] == "degraded" and body["problems"] == ["no_worker", "no_scheduler"]
+    assert body["status"] == "degraded" and body["problems"] == ["no_worker", "no_scheduler", "no_cron"]
     worker = make_worker(app.extensions["tichdiem"], simple=True)
     worker.register_birth()
     worker.heartbeat()
     real_redis.set(RQScheduler.get_locking_key("default"), "scheduler-1", ex=60)
+    registry = cron_scheduler_registry.get_registry_key()
+    real_redis.zadd(registry, {"cron-gone": time.time() - 600})  # a cron that died without unregistering
+    assert app.test_client().get("/healthz", headers=HEALTH).json["problems"] == ["no_cron"]
+    real_redis.zadd(registry, {"cron-1": time.time()})
     body = app.test_client().get("/healthz", headers=HEALTH).json
     assert body["status"] == "ok" and body["queue"]["workers"] == 1 and body["queue"]["scheduler"] is True
+    assert body["queue"]["cron"] is True
     worker.register_death()
     app.extensions["tichdiem"].engine.dispose()
 
@@ -198,102 +214,129 @@ def test_database_lost_between_the_send_and_recording_it(
     assert (row.status, row.zalo_message_id, len(zalo.sent_messages())) == ("sent", "zalo-m-1", 1)
 
 
-# --- processes survive: a worker outlives its Redis --------------------------------------------------------
+# --- processes survive: a worker and the cron outlive their Redis -------------------------------------------
 
 
-@pytest.mark.slow
-def test_worker_survives_redis_restarting_empty(settings, zalo: ZaloFake, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A private redis-server (not the shared one) is stopped and started again empty under a running
-    `tichdiem worker`: the worker stays up and answers the next event."""
-    import os
-    import shutil
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+class PrivateRedis:
+    """A redis-server of the test's own (never the shared one), to stop and start again empty."""
 
-    from redis import Redis
+    def __init__(self, directory: Path) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.skip("redis-server not installed")
+        self.server, self.directory = server, directory
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    from tichdiem.app import create_app
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen([self.server, *args, "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
+        self.wait_for(lambda: bool(self.client().ping()), 5, "redis-server did not start")
 
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
 
-    def start_redis() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(50):
+    def client(self):  # type: ignore[no-untyped-def]
+        from redis import Redis
+
+        return Redis(port=self.port)
+
+    @staticmethod
+    def wait_for(check, seconds: float, failure: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
             try:
-                Redis(port=port).ping()
-                return proc
-            except Exception:
-                time.sleep(0.1)
-        raise RuntimeError("redis-server did not start")
+                if check():
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.2)
+        raise AssertionError(failure)
 
-    redis_proc = start_redis()
-    url = f"redis://127.0.0.1:{port}/0"
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+def _spawn(command: str, settings, redis_url: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "DATABASE_URL", "REDIS_URL"))}
     env.update(
         DATABASE_URL=settings.database_url,
-        REDIS_URL=url,
+        REDIS_URL=redis_url,
         SECRET_KEY=settings.secret_key,
         ZALO_APP_ID=settings.zalo_app_id,
-        ZALO_OPENAPI_URL="http://127.0.0.1:1",  # nothing to send in this test
+        ZALO_OPENAPI_URL="http://127.0.0.1:1",  # nothing to send in these tests
     )
-    root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tichdiem", "worker", "--simple"],
-        cwd=root,
+    return subprocess.Popen(
+        [sys.executable, "-m", "tichdiem", *command.split()],
+        cwd=Path(__file__).resolve().parent.parent,
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def _restart_empty(redis: PrivateRedis, proc: subprocess.Popen[str]) -> None:
+    """Redis goes away for a few seconds, the process stays up, Redis comes back with nothing in it."""
+    redis.stop()
+    time.sleep(3)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    redis.start()
+
+
+@pytest.mark.slow
+def test_worker_survives_redis_restarting_empty(settings, zalo: ZaloFake, private_redis: PrivateRedis) -> None:  # type: ignore[no-untyped-def]
+    """Under a running `tichdiem worker`, Redis restarts empty: the worker stays up and answers the next job."""
+    from tichdiem.app import create_app
+
+    worker = _spawn("worker --simple", settings, private_redis.url)
     try:
         time.sleep(2)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
-        time.sleep(3)  # Redis is gone for a while
-        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
-        redis_proc = start_redis()  # back, and empty
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not Redis(port=port).keys("rq:worker:*"):
-            time.sleep(0.5)
+        _restart_empty(private_redis, worker)
+        private_redis.wait_for(lambda: private_redis.client().keys("rq:worker:*"), 40, "the worker did not register")
         assert worker.poll() is None
-        assert Redis(port=port).keys("rq:worker:*"), "the worker did not register again"
-        app = create_app(settings.with_overrides(redis_url=url), config={"TESTING": True})
+        app = create_app(settings.with_overrides(redis_url=private_redis.url), config={"TESTING": True})
         job = app.extensions["tichdiem"].queue.enqueue("tests.test_wiring.report_shop_name")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and job.get_status(refresh=True) not in ("finished", "failed"):
-            time.sleep(0.2)
-        assert job.get_status() == "finished"
+        private_redis.wait_for(lambda: job.get_status(refresh=True) == "finished", 20, "the job was not run")
         app.extensions["tichdiem"].engine.dispose()
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=20)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+        _stop(worker)
+
+
+@pytest.mark.slow
+def test_cron_survives_redis_restarting_empty(settings, private_redis: PrivateRedis) -> None:  # type: ignore[no-untyped-def]
+    """RQ's CronScheduler ends on the first Redis error; `tichdiem cron` starts a new one when Redis is back,
+    and the recovery tick is enqueued again (it runs at once on start)."""
+    from rq import Queue
+
+    cron = _spawn("cron", settings, private_redis.url)
+    try:
+        queue = Queue("default", connection=private_redis.client())
+        recovery_enqueued = lambda: any(j.func_name == "jobs.recovery.recover" for j in queue.jobs)  # noqa: E731
+        private_redis.wait_for(recovery_enqueued, 20, "the cron did not enqueue the recovery tick")
+        _restart_empty(private_redis, cron)
+        private_redis.wait_for(recovery_enqueued, 40, "the cron did not come back with Redis")
+        assert cron.poll() is None
+        assert private_redis.client().zcard("rq:cron_schedulers") == 1
+    finally:
+        _stop(cron)
 
 
 def test_a_long_broadcast_is_not_reported_as_overdue_messages(app: Flask, session: Session) -> None:
@@ -317,3 +360,23 @@ def test_a_long_broadcast_is_not_reported_as_overdue_messages(app: Flask, sessio
         s.commit()
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=5)):
         assert app.test_client().get("/healthz", headers=HEALTH).json["problems"] == []
+
+
+def test_health_is_not_fooled_by_a_connection_the_database_dropped(app: Flask, services) -> None:  # type: ignore[no-untyped-def]
+    """After a database restart the pool still holds dead connections; the first use drops one. That is no
+    outage: /healthz tries once more on a fresh connection (the fault bench saw 'database_down' here)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from tests.conftest import HEALTH
+
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("terminating a server connection needs PostgreSQL")
+    client = app.test_client()
+    assert client.get("/healthz", headers=HEALTH).json["status"] == "ok"
+    with services.engine.connect() as conn:  # the one pooled connection /healthz will get next
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with create_engine(services.engine.url, poolclass=NullPool).connect() as admin:  # not from the app's pool
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    body = client.get("/healthz", headers=HEALTH).json
+    assert body["status"] == "ok", body

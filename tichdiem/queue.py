@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from types import FrameType
 
 import fakeredis
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, cron_scheduler_registry
 from rq.cron import CronScheduler
+from rq.exceptions import SchedulerNotFound, StopRequested
 from rq.scheduler import RQScheduler
 
 from jobs.context import Services
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_POLL_SECONDS = 0.2
 MAINTENANCE_SECONDS = 30  # RQ's default is 10 minutes: a dead scheduler froze retries that long
 RESTART_PAUSE, MAX_RESTART_PAUSE = 1.0, 30.0
+CRON_BEAT_SECONDS = 10  # the cron's longest sleep: how soon it notices Redis is gone
 
 
 def make_redis(redis_url: str | None) -> Redis:
@@ -48,6 +52,7 @@ def run_worker(services: Services, *, burst: bool = False, simple: bool = False)
     """
     pause = RESTART_PAUSE
     while True:
+        started = time.monotonic()
         try:
             worker = make_worker(services, simple=simple, maintenance_interval=MAINTENANCE_SECONDS)
             worker.work(burst=burst, with_scheduler=True)
@@ -57,6 +62,8 @@ def run_worker(services: Services, *, burst: bool = False, simple: bool = False)
             if burst or worker._shutdown_requested_date is not None:  # SIGINT or SIGTERM
                 return
             log.warning("worker: the work loop ended by itself; a new worker starts in %.0f s", pause)
+        if time.monotonic() - started > MAX_RESTART_PAUSE:  # it ran fine for a while: a fresh outage
+            pause = RESTART_PAUSE
         time.sleep(pause)
         pause = min(pause * 2, MAX_RESTART_PAUSE)
 
@@ -81,13 +88,70 @@ def run_embedded_worker(services: Services, stop: threading.Event) -> None:
         stop.wait(EMBEDDED_POLL_SECONDS)
 
 
-def make_cron(queue: Queue) -> CronScheduler:
+class RedisEmptied(RedisError):
+    """Redis answered again but had lost everything (restarted without persistence)."""
+
+
+class _Cron(CronScheduler):
+    """RQ's cron scheduler, made to live through Redis outages.
+
+    It wakes at least every CRON_BEAT_SECONDS (RQ sleeps up to a minute), so a lost Redis is noticed within
+    seconds, and a Redis that came back empty between two beats counts as lost. Unregistering on the way out
+    tolerates an emptied or absent Redis (RQ's own raises, which would replace the stop request), and a stop
+    request is remembered so that run_cron can tell a stop from a failure.
+    """
+
+    stop_requested = False
+
+    def calculate_sleep_interval(self) -> float:
+        return min(super().calculate_sleep_interval(), CRON_BEAT_SECONDS)
+
+    def heartbeat(self) -> None:
+        emptied = self.connection.zscore(cron_scheduler_registry.get_registry_key(), self.name) is None
+        super().heartbeat()
+        if emptied:  # Redis came back empty between two beats: start over, as after an outage
+            raise RedisEmptied("the cron scheduler's registration was gone")
+
+    def register_death(self, pipeline: Pipeline | None = None) -> None:
+        try:
+            super().register_death(pipeline)
+        except (RedisError, SchedulerNotFound):  # Redis gone or restarted empty: nothing left to unregister
+            pass
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        super()._request_stop(signum, frame)
+
+
+def make_cron(queue: Queue) -> _Cron:
     """RQ's cron scheduler with every job of jobs/cron.py."""
-    scheduler = CronScheduler(connection=queue.connection, logging_level=logging.WARNING)
+    scheduler = _Cron(connection=queue.connection, logging_level=logging.WARNING)
     scheduler.load_config_from_file("jobs.cron")
     return scheduler
 
 
 def run_cron(queue: Queue) -> None:
-    """The `cron` process of the Procfile: enqueues recurring jobs; `tichdiem worker` runs them."""
-    make_cron(queue).start()
+    """The `cron` process of the Procfile: enqueues recurring jobs; `tichdiem worker` runs them.
+
+    RQ's CronScheduler ends on the first Redis error (its heartbeat raises); this starts a new one after a
+    short, growing pause until Redis answers again. A new one enqueues every interval job at once, the
+    recovery tick among them, so whatever the outage left behind is picked up as soon as Redis is back.
+    Only a stop request (SIGINT/SIGTERM) ends it.
+    """
+    pause = RESTART_PAUSE
+    while True:
+        started = time.monotonic()
+        cron = make_cron(queue)
+        try:
+            cron.start()
+        except RedisError as exc:
+            log.error("cron: Redis lost (%s); the scheduler starts again in %.0f s", exc, pause)
+        if cron.stop_requested:
+            return
+        if time.monotonic() - started > MAX_RESTART_PAUSE:  # it ran fine for a while: a fresh outage
+            pause = RESTART_PAUSE
+        try:
+            time.sleep(pause)
+        except StopRequested:  # the last scheduler's signal handlers are still installed
+            return
+        pause = min(pause * 2, MAX_RESTART_PAUSE)
