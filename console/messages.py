@@ -69,5 +69,9 @@ HEALTH = {
     "messages_waiting": "Có tin gửi khách chờ quá 2 phút chưa gửi được. Kiểm tra tiến trình worker.",
     "no_worker": "Không có tiến trình worker nào đang chạy (quá 1 phút không thấy tín hiệu): khách không được trả lời.",
     "no_scheduler": "Bộ hẹn giờ của hàng đợi không chạy: gửi lại và tin hẹn giờ đang dừng.",
+    "zalo_token": (
+        "Kết nối Zalo OA bị gián đoạn: không gia hạn được mã truy cập. "
+        "Hãy cấp quyền lại cho ứng dụng trên Zalo, nếu không bot sẽ ngừng trả lời khách."
+    ),
     "no_cron": "Tiến trình cron không chạy (quá 2 phút không thấy tín hiệu): việc định kỳ và tự phục hồi đang dừng.",
 }

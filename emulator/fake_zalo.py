@@ -114,6 +114,27 @@ def user_detail() -> Response:
     )
 
 
+@bp.get("/openapi/v3.0/oa/user/getlist")
+def user_getlist() -> Response:
+    """The OA's followers, 50 a page at most, offset at most 9,951 (reference §2.4), oldest follower first."""
+    refused = _guard()
+    if refused is not None:
+        return refused
+    try:
+        query = json.loads(request.args.get("data", "{}"))
+        offset, count = int(query.get("offset", 0)), int(query.get("count", 5))
+    except (ValueError, TypeError, AttributeError):
+        return _envelope(error=-201, message="invalid data")
+    if not 0 <= offset <= 9951 or not 1 <= count <= 50:
+        return _envelope(error=-201, message="offset must be in [0, 9951] and count in [1, 50]")
+    with state().lock:
+        listed = [c for c in state().customers.values() if c.followed == bool(query.get("is_follower", True))]
+    page = listed[offset : offset + count]
+    return _envelope(
+        {"total": len(listed), "count": len(page), "offset": offset, "users": [{"user_id": c.user_id} for c in page]}
+    )
+
+
 @bp.post("/oauth/v4/oa/access_token")
 def access_token() -> Response:
     expected_secret = current_app.extensions["tichdiem"].settings.zalo_app_secret

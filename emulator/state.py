@@ -51,6 +51,16 @@ class EmulatorState:
             self.transcripts[user_id] = []
             return customer
 
+    def follow_before_the_bot(self, count: int) -> None:
+        """Followers the OA had before tichdiem was installed: Zalo knows them, our app has had no event."""
+        with self.lock:
+            for i in range(count):
+                name = f"{_SURNAMES[i % len(_SURNAMES)]} {_GIVEN[(i * 7) % len(_GIVEN)]}"
+                customer = self.add_customer(name, phone="")
+                customer.followed = True
+                # some chatted this week, most long ago (outside the 7-day window)
+                customer.last_interaction = datetime.now(UTC) - timedelta(days=2 + (i * 11) % 120)
+
     def say(self, user_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         """Append to a customer's transcript (what the chat page shows)."""
         with self.lock:
@@ -85,3 +95,7 @@ class EmulatorState:
             self.access_token = f"demo-access-{self.refreshes}-{secrets.token_hex(4)}"
             self.refresh_token = f"demo-refresh-{self.refreshes}-{secrets.token_hex(4)}"
             return self.access_token, self.refresh_token
+
+
+_SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Ngô")
+_GIVEN = ("An", "Bình", "Chi", "Dũng", "Giang", "Hải", "Hương", "Lan", "Long", "Mai", "Nam", "Phương", "Quân", "Thảo")

@@ -17,13 +17,22 @@ from emulator.state import Failure
 
 bp = Blueprint("emulator", __name__, url_prefix="/_emulator")
 DEMO_CUSTOMERS = [("Nguyễn Thu Hà", "0987654321", "12/05/1995"), ("Trần Minh Khoa", "0912345678", "")]
+FOLLOWERS_BEFORE_THE_BOT = 30  # the demo OA is an established one: Zalo knows followers our app never saw
+
+
+def add_demo_customers(established: bool) -> None:
+    """The two customers the chat page starts with and, for the demo, the OA's earlier followers."""
+    if state().customers:
+        return
+    for name, phone, birthday in DEMO_CUSTOMERS:
+        state().add_customer(name, phone, birthday)
+    if established:
+        state().follow_before_the_bot(FOLLOWERS_BEFORE_THE_BOT)
 
 
 @bp.get("/")
 def chat_page() -> str:
-    if not state().customers:
-        for name, phone, birthday in DEMO_CUSTOMERS:
-            state().add_customer(name, phone, birthday)
+    add_demo_customers(established=False)
     return render_template("emulator/chat.html", shop_name=current_app.extensions["tichdiem"].settings.shop_name)
 
 

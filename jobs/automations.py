@@ -20,6 +20,7 @@ from loyalty.codes import pretty_voucher_code
 from loyalty.placeholders import member_fields, personalize
 from loyalty.program import ProgramRules, load_rules
 from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
+from zalo.tokens import DatabaseTokenStore
 
 log = logging.getLogger(__name__)
 TOKEN_REFRESH_MARGIN = timedelta(hours=2)
@@ -216,11 +217,19 @@ def review_tiers(now: datetime | None = None) -> int:
 
 
 def keep_token_fresh() -> bool:
-    """Refresh the OA access token before it expires (single-flight, like a refresh on -216)."""
+    """Refresh the OA access token before it expires (single-flight, like a refresh on -216).
+
+    A pair of unknown age (just put in the environment, or from before expiries were kept) is refreshed at
+    the first run: its access token may already be days old, and only a refresh tells its expiry. Each
+    refresh also renews the 3-month refresh token, so an OA kept this way never lapses while idle."""
     context = current_services()
     tokens = context.zalo.tokens
-    expires_at = tokens.expires_at() if hasattr(tokens, "expires_at") else None
-    if expires_at is None or expires_at - utcnow() > TOKEN_REFRESH_MARGIN:
+    if not isinstance(tokens, DatabaseTokenStore):
+        return False
+    status = tokens.status()
+    if status is None:  # no OA connected
+        return False
+    if status.expires_at is not None and status.expires_at - utcnow() > TOKEN_REFRESH_MARGIN:
         return False
     tokens.refresh(None, context.zalo.exchange_refresh_token)
     return True

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from rq import cron
 
-from jobs import automations, broadcasts, recovery
+from jobs import automations, broadcasts, followers, recovery
 from tichdiem.config import QUEUE_NAME, load_settings
 
 
@@ -31,6 +31,7 @@ def register_all(tz_name: str) -> None:
     cron.register(broadcasts.start_due_broadcasts, QUEUE_NAME, interval=60, name="start-broadcasts")
     cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=30, name="recover-broadcasts")
     cron.register(recovery.recover, QUEUE_NAME, interval=30, name="recover")
+    cron.register(followers.follower_sync_tick, QUEUE_NAME, interval=3600, name="follower-sync")
 
 
 register_all(load_settings().timezone)

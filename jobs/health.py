@@ -24,12 +24,16 @@ from sqlalchemy.orm import Session
 from jobs.context import Services
 from jobs.recovery import unattended_messages, unhandled_events
 from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent, utcnow
+from zalo.tokens import DatabaseTokenStore
 
 log = logging.getLogger(__name__)
 
 WAIT_LIMIT = timedelta(minutes=2)
 HEARTBEAT_LIMIT = timedelta(minutes=1)
-CRON_LIMIT = timedelta(minutes=2)  # RQ's cron beats at least every 60 s
+CRON_LIMIT = timedelta(minutes=2)
+REFRESH_WARNING = timedelta(
+    days=14
+)  # the token keeper renews it daily: this close to its end, it failed  # RQ's cron beats at least every 60 s
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Health:
     database: dict[str, Any]
     queue: dict[str, Any]
     problems: list[str] = field(default_factory=list)  # codes; console.messages words them
+    zalo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +52,7 @@ def check(services: Services, session: Session) -> Health:
     now = utcnow()
     database = _database(session, now)
     queue = _queue(services, now)
+    zalo = _zalo(services, now) if database["ok"] else {}
     problems = [] if database["ok"] else ["database_down"]
     problems += [] if queue["ok"] else ["queue_down"]
     if database.get("events_overdue"):
@@ -59,7 +65,9 @@ def check(services: Services, session: Session) -> Health:
         problems.append("no_scheduler")
     if queue.get("cron") is False:
         problems.append("no_cron")
-    return Health(database, queue, problems)
+    if zalo.get("refresh_failed") or zalo.get("refresh_token_ending"):
+        problems.append("zalo_token")
+    return Health(database, queue, problems, zalo)
 
 
 def _database(session: Session, now: datetime) -> dict[str, Any]:
@@ -90,6 +98,30 @@ def _database(session: Session, now: datetime) -> dict[str, Any]:
         session.rollback()
         log.error("health: database check failed: %s", exc)
         return {"ok": False, "error": type(exc).__name__}
+
+
+def _zalo(services: Services, now: datetime) -> dict[str, Any]:
+    """The OA's token pair: a failed refresh, or a refresh token near its 3 months, means the OA will stop
+    answering everyone until the owner grants it again."""
+    tokens = services.zalo.tokens
+    if not isinstance(tokens, DatabaseTokenStore):
+        return {}
+    try:
+        status = tokens.status()
+    except SQLAlchemyError as exc:
+        log.error("health: token check failed: %s", exc)
+        return {}
+    if status is None:
+        return {"connected": False}
+    ends = status.refresh_token_expires_at()
+    return {
+        "connected": True,
+        "access_token_expires_at": status.expires_at.isoformat() if status.expires_at else None,
+        "refresh_token_expires_at": ends.isoformat() if ends else None,
+        "refresh_token_ending": ends is not None and ends - now < REFRESH_WARNING,
+        "refresh_failed": status.refresh_failed_at is not None,
+        "refresh_error": status.refresh_error,
+    }
 
 
 def _ping(session: Session) -> None:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from jobs.context import Services, current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
-from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages
+from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages, record_receipt
 from jobs.profiles import fetch_profile
 from models import EventStatus, WebhookEvent, lock_row, utcnow
-from zalo.events import parse_event
+from zalo.events import MessageReceipt, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,13 @@ def process_event(context: Services, event_id: int) -> str:
                 return "missing"
             if row.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
                 return row.status
-            event = parse_event(row.payload)
+            event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
             now = utcnow()
-            replies = context.bot.handle(session, event, now)
+            if isinstance(event, MessageReceipt):  # about our own message: no user to touch, nothing to answer
+                record_receipt(session, event, now)
+                replies = []
+            else:
+                replies = context.bot.handle(session, event, now)
             if replies and event.user_id:
                 queue_messages(
                     session,
@@ -84,12 +88,17 @@ def process_event(context: Services, event_id: int) -> str:
 
 
 def refresh_profile_if_stale(context: Services, event_id: int) -> None:
-    """Fill the user's display name and avatar from Zalo once a week; never fails the event."""
+    """Fill the user's display name and avatar from Zalo once a week; never fails the event.
+
+    Only for what a user did (a message, a follow, a tap): a receipt or a platform event names no one to
+    look up, and its `user_id` could be the OA's own id if Zalo ever shaped one unexpectedly."""
     with context.sessions() as session:
-        event = session.get(WebhookEvent, event_id)
-        user_id = event.zalo_user_id if event and event.status != EventStatus.PROCESSED else None
-    if user_id:
-        fetch_profile(context.sessions, context.zalo, user_id, utcnow())
+        row = session.get(WebhookEvent, event_id)
+        if row is None or row.status == EventStatus.PROCESSED:
+            return
+        event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
+    if event.user_id and event.is_interaction and event.user_id != context.settings.zalo_oa_id:
+        fetch_profile(context.sessions, context.zalo, event.user_id, utcnow())
 
 
 def _record_failure(context: Services, event_id: int, error: str) -> None:

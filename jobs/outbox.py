@@ -25,6 +25,7 @@ from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError, ZaloUncertain
+from zalo.events import MessageReceipt
 
 log = logging.getLogger(__name__)
 
@@ -268,3 +269,22 @@ def mark_interrupted(session: Session, now: datetime | None = None) -> int:
             last_error="interrupted mid-send (the worker died or lost the database); not sent again",
         ),
     )
+
+
+def record_receipt(session: Session, receipt: MessageReceipt, now: datetime) -> int:
+    """Zalo's delivered/seen report, on the rows whose message id it names; the first report of each wins.
+
+    Matched by Zalo's message id only (unique per message), so a receipt that names no user (a template
+    delivery to a phone, an OA id not configured) still lands. Seen implies delivered."""
+    ids = [i for i in receipt.message_ids if i][:100]
+    if not ids:
+        return 0
+    at = min(receipt.occurred_at or now, now)
+    columns = [OutboxMessage.delivered_at] + ([OutboxMessage.seen_at] if receipt.seen else [])
+    updated = 0
+    for column in columns:
+        stmt = (
+            update(OutboxMessage).where(OutboxMessage.zalo_message_id.in_(ids), column.is_(None)).values({column: at})
+        )
+        updated += rows_updated(session, stmt)
+    return updated

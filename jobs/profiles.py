@@ -14,15 +14,22 @@ from zalo.errors import ZaloError
 
 log = logging.getLogger(__name__)
 PROFILE_TTL = timedelta(days=7)
+PROFILE_RETRY = timedelta(hours=1)  # after a failed user/detail
 
 
 def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: str, now: datetime) -> bool:
-    """GET /v3.0/oa/user/detail when we have no profile or it is older than a week. True if it was fetched."""
+    """GET /v3.0/oa/user/detail when we have no profile or it is older than a week. True if it was fetched.
+
+    Each call is remembered first (profile_tried_at), so a profile Zalo will not give (a permission the OA
+    lacks, a user who blocked the OA) is asked for once an hour at most, not on every message."""
     with sessions() as session, session.begin():
         insert_ignore(session, ZaloUser, {"user_id": user_id, "created_at": now, "is_follower": False}, ["user_id"])
-        fetched = session.scalar(select(ZaloUser.profile_fetched_at).where(ZaloUser.user_id == user_id))
-    if fetched is not None and now - fetched < PROFILE_TTL:
-        return False
+        user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == user_id).with_for_update()).one()
+        if user.profile_fetched_at is not None and now - user.profile_fetched_at < PROFILE_TTL:
+            return False
+        if user.profile_tried_at is not None and now - user.profile_tried_at < PROFILE_RETRY:
+            return False
+        user.profile_tried_at = now
     try:
         data = zalo.user_detail(user_id)
     except ZaloError as exc:
@@ -33,5 +40,7 @@ def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: st
         user.display_name = str(data.get("display_name") or user.display_name or "")[:200] or None
         user.avatar_url = str(data.get("avatar") or user.avatar_url or "") or None
         user.user_id_by_app = user.user_id_by_app or (str(data.get("user_id_by_app") or "") or None)
+        if isinstance(data.get("user_is_follower"), bool):  # Zalo's word on following, whenever it was
+            user.is_follower = data["user_is_follower"]
         user.profile_fetched_at = now
     return True

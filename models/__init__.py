@@ -21,7 +21,16 @@ from models.loyalty import (
 )
 from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
-from models.zalo import ConversationState, LinkRequest, LinkStatus, MediaUpload, OaToken, ZaloUser
+from models.zalo import (
+    ConversationState,
+    FollowerSync,
+    LinkRequest,
+    LinkStatus,
+    MediaUpload,
+    OaToken,
+    SyncStatus,
+    ZaloUser,
+)
 
 __all__ = [
     "ActorType",
@@ -36,6 +45,8 @@ __all__ = [
     "Role",
     "Staff",
     "ConversationState",
+    "FollowerSync",
+    "SyncStatus",
     "MediaUpload",
     "LinkRequest",
     "LinkStatus",

@@ -42,9 +42,11 @@ class OutboxMessage(Model):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    zalo_message_id: Mapped[str | None] = mapped_column(String(64))
+    zalo_message_id: Mapped[str | None] = mapped_column(String(64), index=True)  # receipts name it
     broadcast_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("broadcasts.id"), index=True)
     not_before: Mapped[datetime | None]  # deferred (night ban): not sent before this time
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]  # Zalo's user_received_message
+    seen_at: Mapped[datetime | None]  # Zalo's user_seen_message

@@ -27,6 +27,10 @@ class ZaloUser(Model):
     display_name: Mapped[str | None] = mapped_column(String(200))
     avatar_url: Mapped[str | None] = mapped_column(Text)
     profile_fetched_at: Mapped[datetime | None]
+    profile_tried_at: Mapped[datetime | None]  # the last user/detail call, failed or not: not one per event
+    # When the follower sync last found this user in Zalo's list (user/getlist); followers of the OA from
+    # before the bot existed are known only this way.
+    follower_seen_at: Mapped[datetime | None]
     info_requested_at: Mapped[datetime | None]  # last request_user_info card sent, to avoid nagging
     pending_referral_code: Mapped[str | None] = mapped_column(String(16))  # "mã ABC123" before registering
     # Guessing claim codes: failures are counted per user and lock claiming for a while.
@@ -98,3 +102,31 @@ class OaToken(Model):
     seed_fingerprint: Mapped[str] = mapped_column(String(64), default="")
     refreshed_at: Mapped[datetime | None]
     refresh_count: Mapped[int] = mapped_column(default=0)
+    # The refresh token in this row was issued then (seeded or refreshed); Zalo's last about 3 months.
+    refresh_token_issued_at: Mapped[datetime | None]
+    refresh_failed_at: Mapped[datetime | None]  # the last refresh that failed, while it is the latest word
+    refresh_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncStatus(enum.StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class FollowerSync(Model):
+    """One pass over the OA's follower list (GET /v3.0/oa/user/getlist, 50 a page), resumable at next_offset."""
+
+    __tablename__ = "follower_syncs"
+
+    trigger: Mapped[str] = mapped_column(String(16))  # "first", "daily", "console"
+    status: Mapped[str] = mapped_column(String(16), default=SyncStatus.RUNNING, index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # each page: a stalled sync is resumed
+    finished_at: Mapped[datetime | None]
+    next_offset: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int | None]  # Zalo's data.total
+    seen: Mapped[int] = mapped_column(default=0)
+    new_users: Mapped[int] = mapped_column(default=0)
+    no_longer_following: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -124,6 +124,10 @@ class ZaloFake:
             match=[matchers.header_matcher({"secret_key": "app-secret-xyz"})],
         )
 
+    def refuse_refresh(self) -> None:
+        """Zalo's answer to a refresh token that is no longer valid (reference §3)."""
+        self.mock.add(responses.POST, TOKEN_URL, json={"error": -14014, "error_name": "Invalid refresh token"})
+
 
 class Chat:
     """One Zalo user talking to the bot through the real path: signed webhook -> job -> mocked Zalo."""

@@ -21,10 +21,11 @@ from zalo.events import (
 )
 
 USER = "8958041078911298472"
+OA = "4024926008133882615"  # tests.conftest's ZALO_OA_ID
 
 
-def parse(name: str):
-    return parse_event(json.loads(fixture_bytes(name)))
+def parse(name: str, oa_id: str = OA):
+    return parse_event(json.loads(fixture_bytes(name)), oa_id=oa_id)
 
 
 @pytest.mark.parametrize(
@@ -90,8 +91,29 @@ def test_submit_info_newer_shape() -> None:
 def test_receipts_carry_message_ids() -> None:
     seen = parse("user_seen_message")
     assert isinstance(seen, MessageReceipt)
-    assert seen.message_ids == ("a7a8e8ff0bbb13bd4ce4", "b7a8e8ff0bbb13bd4ce5")
-    assert not seen.is_interaction
+    assert seen.message_ids == ("a7a8e8ff0bbb13bd4ce4", "b7a8e8ff0bbb13bd4ce5") and seen.seen
+    assert not seen.is_interaction and not seen.is_template_delivery
+
+
+@pytest.mark.parametrize("name", ["user_received_message", "user_seen_message"])
+def test_a_receipts_user_is_the_side_that_is_not_the_oa_whatever_the_order(name: str) -> None:
+    body = json.loads(fixture_bytes(name))
+    assert body["sender"]["id"] == OA  # as chatwoot reads them
+    assert parse_event(body, oa_id=OA).user_id == USER
+    body["sender"], body["recipient"] = body["recipient"], body["sender"]  # as one integration note says
+    flipped = parse_event(body, oa_id=OA)
+    assert flipped.user_id == USER and flipped.oa_id == OA
+
+
+def test_a_receipt_names_no_user_when_the_oa_id_is_unknown_or_absent() -> None:
+    assert parse("user_received_message", oa_id="").user_id is None  # never guessed by position
+    assert parse("user_received_message", oa_id="another-oa").user_id is None
+
+
+def test_a_template_delivery_is_to_a_phone_not_a_user() -> None:
+    event = parse("user_received_message_template")
+    assert isinstance(event, MessageReceipt) and event.is_template_delivery
+    assert event.user_id is None and event.message_ids == ("15a0cc0bbb13bd4ce403",)
 
 
 def test_dedupe_key_prefers_msg_id_and_is_stable() -> None:

@@ -19,6 +19,7 @@ from loyalty.segments import Segment, audience_size
 from marketing import campaigns
 from models import Broadcast, Member, OutboxMessage, TierEvent, Voucher, ZaloUser, utcnow
 from tests.helpers import ZaloFake, credit, run_jobs, seed_shop
+from zalo.errors import ZaloError
 
 TEMPLATE_URL = "https://openapi.zalo.me/v3.0/oa/message/template"
 
@@ -177,15 +178,40 @@ def test_token_keeper_refreshes_before_expiry(app: Flask, zalo: ZaloFake, sessio
     from models import OaToken
 
     zalo.accept_refresh("AT-kept", "RT-kept", "90000")
-    services.zalo.tokens.access_token()
     with app.app_context():
-        assert automations.keep_token_fresh() is False  # no known expiry: nothing to do
+        assert automations.keep_token_fresh() is True  # a seeded pair of unknown age: refreshed at once
         row = session.scalars(select(OaToken)).one()
+        assert (row.access_token, row.refresh_token) == ("AT-kept", "RT-kept")
+        assert row.expires_at is not None and row.refresh_token_issued_at is not None
+        assert automations.keep_token_fresh() is False  # 25 hours left: nothing to do
         row.expires_at = utcnow() + timedelta(minutes=30)
         session.commit()
+        zalo.accept_refresh("AT-next", "RT-next", "90000")
         assert automations.keep_token_fresh() is True
     session.expire_all()
-    assert session.scalars(select(OaToken)).one().access_token == "AT-kept"
+    assert session.scalars(select(OaToken)).one().access_token == "AT-next"
+
+
+def test_a_failed_refresh_is_kept_and_shown_until_one_succeeds(app: Flask, zalo: ZaloFake, session: Session) -> None:
+    from console.staff import create_staff
+    from models import OaToken
+    from tests.conftest import HEALTH
+    from tests.console_support import login, text_of
+
+    create_staff(session, username="chu", password="mat-khau-123", role="owner", name="Chủ")
+    session.commit()
+    zalo.refuse_refresh()
+    with app.app_context(), pytest.raises(ZaloError):
+        automations.keep_token_fresh()
+    row = session.scalars(select(OaToken)).one()
+    assert row.refresh_failed_at is not None and "refresh" in (row.refresh_error or "")
+    body = app.test_client().get("/healthz", headers=HEALTH).json
+    assert "zalo_token" in body["problems"]
+    assert "Kết nối Zalo OA bị gián đoạn" in text_of(login(app, "chu").get("/admin/"))
+    zalo.accept_refresh("AT-ok", "RT-ok", "90000")
+    with app.app_context():
+        assert automations.keep_token_fresh() is True
+    assert "zalo_token" not in app.test_client().get("/healthz", headers=HEALTH).json["problems"]
 
 
 # --- broadcasts ---------------------------------------------------------------------------------------

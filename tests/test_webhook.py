@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from models import EventStatus, OutboxMessage, WebhookEvent, ZaloUser
 from tests.conftest import HEALTH
-from tests.helpers import CS_URL, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
+from tests.helpers import CS_URL, OPENAPI, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
 from tichdiem.extensions import Services
 
+USER_DETAIL_URL = f"{OPENAPI}/v3.0/oa/user/detail"
 USER = "8958041078911298472"
 
 
@@ -166,11 +167,30 @@ def test_unknown_event_is_stored_acknowledged_and_silent(app: Flask, zalo: ZaloF
     assert zalo.sent_messages() == []
 
 
-def test_receipts_do_not_open_the_window(app: Flask, session: Session) -> None:
-    post_event(app.test_client(), fixture_bytes("user_seen_message"))
+def test_receipts_mark_our_message_delivered_and_seen_and_touch_no_one(
+    app: Flask, zalo: ZaloFake, session: Session
+) -> None:
+    """Receipts name the OA as sender (chatwoot's reading): no user for the OA's id, no profile fetched,
+    no window opened; the outbox row Zalo's message id names gets its delivered and seen times."""
+    from models import OutboxMessage
+
+    zalo.accept_messages(message_id="a7a8e8ff0bbb13bd4ce4")
+    post_event(app.test_client(), text_event("trợ giúp", "help-1"))
     run_jobs(app)
-    user = session.scalars(select(ZaloUser)).one()
-    assert user.last_interaction_at is None
+    row = session.scalars(select(OutboxMessage)).one()
+    assert row.zalo_message_id == "a7a8e8ff0bbb13bd4ce4" and row.delivered_at is None
+    user_before = session.scalars(select(ZaloUser)).one()
+    interaction = user_before.last_interaction_at
+    details = len(zalo.calls_to(USER_DETAIL_URL))
+    for receipt in ("user_received_message", "user_seen_message", "user_received_message_template"):
+        assert post_event(app.test_client(), fixture_bytes(receipt)).status_code == 200
+    run_jobs(app)
+    session.expire_all()
+    row = session.get(OutboxMessage, row.id)
+    assert row.delivered_at is not None and row.seen_at is not None
+    assert [u.user_id for u in session.scalars(select(ZaloUser))] == ["8958041078911298472"]  # none for the OA
+    assert session.scalars(select(ZaloUser)).one().last_interaction_at == interaction
+    assert len(zalo.calls_to(USER_DETAIL_URL)) == details  # receipts fetch no profile
 
 
 def test_queue_down_still_stores_and_drain_recovers(

@@ -196,6 +196,7 @@ def _register_emulator(app: Flask, csrf: Any) -> None:
 
     from emulator.fake_zalo import bp as fake_zalo_bp
     from emulator.state import EmulatorState
+    from emulator.views import add_demo_customers
     from emulator.views import bp as emulator_bp
     from models import OaToken
 
@@ -214,3 +215,6 @@ def _register_emulator(app: Flask, csrf: Any) -> None:
     for blueprint in (fake_zalo_bp, emulator_bp):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
+    if services.settings.demo:
+        with app.app_context():
+            add_demo_customers(established=True)

@@ -20,7 +20,7 @@ def healthz() -> tuple[Response, int]:
     health = check(services(), get_session())
     body: dict[str, Any] = {"status": "ok" if health.ok else "degraded"}
     if _may_see_details():
-        body |= {"database": health.database, "queue": health.queue, "problems": health.problems}
+        body |= {"database": health.database, "queue": health.queue, "zalo": health.zalo, "problems": health.problems}
     return jsonify(body), 200 if health.ok else 503
 
 

@@ -43,7 +43,7 @@ def receive_zalo_event() -> tuple[Response, int]:
         return _answer("invalid signature", 401)
     try:
         body = clean_body(body)
-        event = parse_event(body)
+        event = parse_event(body, oa_id=settings.zalo_oa_id)
     except MalformedEvent as exc:
         # Signed by Zalo but unreadable: acknowledge so Zalo stops retrying, and leave a trace.
         log.error("webhook: signed but malformed event acknowledged (%s): %r", exc, raw[:500])

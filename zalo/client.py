@@ -15,6 +15,8 @@ from zalo.tokens import Exchange, TokenPair
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
+FOLLOWER_PAGE = 50  # user/getlist's largest page
+MAX_FOLLOWER_OFFSET = 9951  # and its largest offset
 
 
 class TokenStore(Protocol):
@@ -60,6 +62,16 @@ class ZaloClient:
     def user_detail(self, user_id: str) -> dict[str, Any]:
         """GET /v3.0/oa/user/detail?data={"user_id": ...}."""
         return self.call("GET", "/v3.0/oa/user/detail", params={"data": json.dumps({"user_id": user_id})})
+
+    def followers(self, offset: int, count: int = FOLLOWER_PAGE) -> tuple[int, list[str]]:
+        """GET /v3.0/oa/user/getlist?data={"offset","count","is_follower":true}: (Zalo's total, this page's ids).
+
+        At most 50 a page and an offset of at most 9,951 (reference §2.4), so the list reaches 10,000."""
+        query = {"offset": offset, "count": min(count, FOLLOWER_PAGE), "is_follower": True}
+        data = self.call("GET", "/v3.0/oa/user/getlist", params={"data": json.dumps(query)})
+        users = data.get("users")
+        ids = [str(u["user_id"]) for u in users or () if isinstance(u, dict) and u.get("user_id")]
+        return _int(data.get("total"), 0), ids
 
     def upload_image(self, content: bytes, filename: str = "image.png", mimetype: str = "image/png") -> str:
         """POST /v2.0/oa/upload/image (jpg/png, at most 1 MB); returns the attachment_id."""

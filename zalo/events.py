@@ -121,13 +121,28 @@ class ClickChatNow(ZaloEvent):
 
 @dataclass(frozen=True)
 class MessageReceipt(ZaloEvent):
-    """user_received_message / user_seen_message for messages the OA sent."""
+    """user_received_message / user_seen_message: a message the OA sent was delivered to or seen by the user.
+
+    Sources disagree on which side is the user (chatwoot's Zalo channel and a Salesforce connector read the
+    OA as the sender, a Vietnamese integration note the reverse), so parse_event decides by comparing both
+    ids with the configured OA id, never by position; without an OA id, user_id stays None. A receipt with
+    `delivery_time` is a template (ZNS/ZBS) delivery, whose other side is a phone number, not a user.
+    """
 
     message_ids: tuple[str, ...] = ()
+    delivery_time: str = ""
 
     @property
     def msg_id(self) -> str | None:
         return ",".join(self.message_ids) or None
+
+    @property
+    def seen(self) -> bool:
+        return self.event_name == "user_seen_message"
+
+    @property
+    def is_template_delivery(self) -> bool:
+        return bool(self.delivery_time)
 
 
 @dataclass(frozen=True)
@@ -167,8 +182,8 @@ def _clean_text(text: str) -> str:
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")  # a lone surrogate becomes U+FFFD
 
 
-def parse_event(body: dict[str, Any]) -> ZaloEvent:
-    """Turn a webhook body into a typed event.
+def parse_event(body: dict[str, Any], oa_id: str = "") -> ZaloEvent:
+    """Turn a webhook body into a typed event; `oa_id` (the configured OA) tells the OA's side of a receipt.
 
     Raises MalformedEvent if there is no event name, or a name or user id no Zalo event has (they are
     stored in columns of 64 and 32 characters, and a row that cannot be stored must not become a 500).
@@ -178,13 +193,13 @@ def parse_event(body: dict[str, Any]) -> ZaloEvent:
         raise MalformedEvent("no event_name")
     if not _EVENT_NAME.fullmatch(name):
         raise MalformedEvent(f"event_name {name[:80]!r}")
-    event = _parse_event(body, name)
+    event = _parse_event(body, name, oa_id)
     if event.user_id is not None and not _USER_ID.fullmatch(event.user_id):
         raise MalformedEvent(f"user id {event.user_id[:80]!r}")
     return event
 
 
-def _parse_event(body: dict[str, Any], name: str) -> ZaloEvent:
+def _parse_event(body: dict[str, Any], name: str, oa_id: str) -> ZaloEvent:
     base = {
         "event_name": name,
         "timestamp": _s(body.get("timestamp")),
@@ -193,6 +208,8 @@ def _parse_event(body: dict[str, Any], name: str) -> ZaloEvent:
     }
     if name.startswith("oa_send_"):
         return OaEcho(user_id=_s(_obj(body.get("recipient")).get("id")) or None, **base)
+    if name in _RECEIPTS:
+        return _parse_receipt(body, base, oa_id)
     parser = _PARSERS.get(name)
     if parser is None and name.startswith("user_send_"):
         parser = _parse_user_message
@@ -256,14 +273,20 @@ def _parse_chatnow(body: dict[str, Any], base: dict[str, str]) -> ZaloEvent:
     return ClickChatNow(user_id=user, **base)
 
 
-def _parse_receipt(body: dict[str, Any], base: dict[str, str]) -> ZaloEvent:
+def _parse_receipt(body: dict[str, Any], base: dict[str, str], oa_id: str) -> ZaloEvent:
     message = _obj(body.get("message"))
     listed = message.get("msg_ids")
     ids: list[Any] = listed if isinstance(listed, list) else [message.get("msg_id")]
+    sender, recipient = _s(_obj(body.get("sender")).get("id")), _s(_obj(body.get("recipient")).get("id"))
+    delivery_time = _s(message.get("delivery_time"))
+    user = None
+    if oa_id and not delivery_time and oa_id in (sender, recipient) and sender != recipient:
+        user = recipient if sender == oa_id else sender
     return MessageReceipt(
-        user_id=_s(_obj(body.get("sender")).get("id")) or None,
+        user_id=user or None,
         message_ids=tuple(_s(i) for i in ids if i),
-        **base,
+        delivery_time=delivery_time,
+        **{**base, "oa_id": oa_id if oa_id in (sender, recipient) else ""},
     )
 
 
@@ -272,9 +295,8 @@ _PARSERS = {
     "unfollow": _parse_follow,
     "user_submit_info": _parse_submit_info,
     "user_click_chatnow": _parse_chatnow,
-    "user_received_message": _parse_receipt,
-    "user_seen_message": _parse_receipt,
 }
+_RECEIPTS = {"user_received_message", "user_seen_message"}
 
 
 def _guess_user(body: dict[str, Any]) -> str | None:

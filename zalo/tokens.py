@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import OaToken, lock_row, utcnow
-from zalo.errors import ZaloAuthError
+from zalo.errors import ZaloAuthError, ZaloError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,19 @@ class TokenPair:
 
 
 Exchange = Callable[[str], TokenPair]
+REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Zalo's refresh tokens last about 3 months (reference §3)
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    expires_at: datetime | None
+    refresh_token_issued_at: datetime | None  # None: seeded from the environment, age unknown
+    refresh_failed_at: datetime | None
+    refresh_error: str | None
+
+    def refresh_token_expires_at(self) -> datetime | None:
+        issued = self.refresh_token_issued_at
+        return issued + REFRESH_TOKEN_LIFETIME if issued else None
 
 
 class DatabaseTokenStore:
@@ -69,14 +82,38 @@ class DatabaseTokenStore:
             assert row is not None
             if stale_access_token is not None and row.access_token != stale_access_token:
                 return row.access_token  # someone else refreshed while we waited for the lock
-            pair = exchange(row.refresh_token)
-            now = utcnow()
-            row.access_token, row.refresh_token = pair.access_token, pair.refresh_token
-            row.expires_at = pair.expires_at(now)
-            row.refreshed_at = now
-            row.refresh_count += 1
-            log.info("zalo: OA token refreshed (refresh #%s)", row.refresh_count)
-        return pair.access_token
+            try:
+                pair = exchange(row.refresh_token)
+            except ZaloError as exc:
+                failed = exc
+            else:
+                now = utcnow()
+                row.access_token, row.refresh_token = pair.access_token, pair.refresh_token
+                row.expires_at = pair.expires_at(now)
+                row.refreshed_at = row.refresh_token_issued_at = now
+                row.refresh_failed_at, row.refresh_error = None, None
+                row.refresh_count += 1
+                log.info("zalo: OA token refreshed (refresh #%s)", row.refresh_count)
+                return pair.access_token
+        self._record_failure(failed)
+        raise failed
+
+    def _record_failure(self, exc: ZaloError) -> None:
+        """Kept for health and the owner's banner until a refresh succeeds: an OA whose grant lapsed stops
+        answering anyone, and only the owner can grant it again."""
+        log.error("zalo: OA token refresh failed: %s", exc)
+        with self._sessions() as session, session.begin():
+            row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))
+            if row is not None:
+                row.refresh_failed_at, row.refresh_error = utcnow(), str(exc)[:2000]
+
+    def status(self) -> TokenStatus | None:
+        """What health reports: None when no pair is configured at all."""
+        with self._sessions() as session, session.begin():
+            row = self._current(session)  # a pair in the environment is stored first
+            if row is None:
+                return None
+            return TokenStatus(row.expires_at, row.refresh_token_issued_at, row.refresh_failed_at, row.refresh_error)
 
     def _current(self, session: Session) -> OaToken | None:
         row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))

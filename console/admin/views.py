@@ -14,6 +14,7 @@ from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_me
 from console.auth import counter_actor, load_staff, login_required
 from console.counter.operations import audit
 from console.forms import a_page, bounded
+from jobs.followers import follower_summary, start_sync
 from loyalty import format as fmt
 from loyalty import ledger, rewards
 from loyalty.errors import InsufficientPoints, InvalidAmount
@@ -31,8 +32,23 @@ MAX_ADJUST = 10_000_000  # points in one adjustment; more is a typo (balances ar
 @login_required(Role.MARKETER)
 def home() -> str:
     settings = get_settings()
-    figures = dashboard(get_session(), utcnow(), settings.tz)
-    return render_template("console/dashboard.html", d=figures)
+    db = get_session()
+    figures = dashboard(db, utcnow(), settings.tz)
+    return render_template("console/dashboard.html", d=figures, followers=follower_summary(db))
+
+
+@bp.post("/followers/sync")
+@login_required(Role.OWNER, Role.MARKETER)
+def sync_followers() -> Response:
+    """Read the OA's follower list from Zalo now (it also runs by itself once a day)."""
+    db = get_session()
+    now = utcnow()
+    sync, started = start_sync(db, "console", now)
+    if started:
+        audit(db, counter_actor(), "follower_sync", now, details={"sync_id": sync.id})
+    db.commit()
+    flash("Đang đồng bộ danh sách người quan tâm OA từ Zalo." if started else "Đang đồng bộ rồi.", "success")
+    return redirect(url_for("admin.home"))
 
 
 @bp.get("/members")
