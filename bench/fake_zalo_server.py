@@ -49,7 +49,10 @@ class FakeZalo:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.endswith("/v4/oa/access_token"):  # the token keeper's refresh (a form body)
+                    return self._json({"access_token": "t", "refresh_token": "r", "expires_in": "90000"})
+                body: dict[str, Any] = json.loads(raw or b"{}")
                 user_id = str(body.get("recipient", {}).get("user_id") or body.get("user_id") or "")
                 status = fake.refuse(user_id) if fake.refuse is not None else None
                 if status is not None:
@@ -77,9 +80,11 @@ class FakeZalo:
                     pass
 
             def do_GET(self) -> None:  # noqa: N802 - user/detail of a follower
-                payload = json.dumps(
-                    {"error": 0, "message": "Success", "data": {"display_name": "Khách", "user_is_follower": True}}
-                ).encode()
+                profile = {"display_name": "Khách", "user_is_follower": True}
+                self._json({"error": 0, "message": "Success", "data": profile})
+
+            def _json(self, body: dict[str, Any]) -> None:
+                payload = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

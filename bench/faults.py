@@ -443,6 +443,7 @@ def main() -> int:
             "ZALO_ACCESS_TOKEN": "t",
             "ZALO_REFRESH_TOKEN": "r",
             "ZALO_OPENAPI_URL": zalo.url,
+            "ZALO_OAUTH_URL": zalo.url,  # the token keeper refreshes the pair at its first run
             "PORT": str(PORT),
             "HEALTH_TOKEN": HEALTH_TOKEN,
         }
@@ -456,7 +457,9 @@ def main() -> int:
         run = Run(engine, zalo, shop, redis)
         rows = []
         try:
-            wait_for(lambda: requests.get(f"http://127.0.0.1:{PORT}/healthz", timeout=1).ok, 60)
+            health_url = f"http://127.0.0.1:{PORT}/healthz"
+            if not wait_for(lambda: requests.get(health_url, timeout=1).ok, 60):
+                raise SystemExit(f"/healthz never became ok: {requests.get(health_url, headers=_HEALTH).json()}")
             print(f"processes: {', '.join(f'{n}: {shlex.split(shop.commands[k])[0]}' for n, k in _KINDS.items())}")
             print(HEADER, flush=True)
             for fault in faults:
@@ -465,7 +468,7 @@ def main() -> int:
                 print(row.line(), flush=True)
                 for name in shop.down():  # a supervisor would restart it; say so and go on
                     shop.start(name, _KINDS[name])
-            health = requests.get(f"http://127.0.0.1:{PORT}/healthz", headers=_HEALTH, timeout=5).json()
+            health = requests.get(health_url, headers=_HEALTH, timeout=5).json()
             print(f"/healthz after the run: {health['status']} {', '.join(health.get('problems', []))}")
         finally:
             shop.stop_all()
