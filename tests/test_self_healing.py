@@ -321,6 +321,23 @@ def test_worker_survives_redis_restarting_empty(settings, zalo: ZaloFake, privat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("command", ["worker", "cron"])
+def test_a_stop_request_while_redis_is_down_still_stops(settings, private_redis: PrivateRedis, command: str) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM (a deploy, systemctl stop) during a Redis outage: RQ's unregistering on the way out raised a
+    Redis error over the stop request, and the loop that outlives Redis started a new worker instead."""
+    proc = _spawn(command, settings, private_redis.url)
+    time.sleep(3)  # up and working
+    private_redis.stop()
+    time.sleep(3)  # RQ retries its connection
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"`tichdiem {command}` ignored SIGTERM while Redis was down")
+
+
+@pytest.mark.slow
 def test_cron_survives_redis_restarting_empty(settings, private_redis: PrivateRedis) -> None:  # type: ignore[no-untyped-def]
     """RQ's CronScheduler ends on the first Redis error; `tichdiem cron` starts a new one when Redis is back,
     and the recovery tick is enqueued again (it runs at once on start)."""

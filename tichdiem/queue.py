@@ -15,6 +15,7 @@ from rq import Queue, cron_scheduler_registry
 from rq.cron import CronScheduler
 from rq.exceptions import SchedulerNotFound, StopRequested
 from rq.scheduler import RQScheduler
+from rq.worker import BaseWorker
 
 from jobs.context import Services
 from jobs.worker import make_worker
@@ -53,19 +54,29 @@ def run_worker(services: Services, *, burst: bool = False, simple: bool = False)
     pause = RESTART_PAUSE
     while True:
         started = time.monotonic()
+        worker = None
         try:
             worker = make_worker(services, simple=simple, maintenance_interval=MAINTENANCE_SECONDS)
             worker.work(burst=burst, with_scheduler=True)
         except RedisError as exc:  # making the worker talks to Redis too
+            if _stop_requested(worker):  # SIGTERM while Redis was down: RQ's unregistering raised over it
+                return
             log.error("worker: Redis lost (%s); a new worker starts in %.0f s", exc, pause)
         else:
-            if burst or worker._shutdown_requested_date is not None:  # SIGINT or SIGTERM
+            if burst or _stop_requested(worker):
                 return
             log.warning("worker: the work loop ended by itself; a new worker starts in %.0f s", pause)
         if time.monotonic() - started > MAX_RESTART_PAUSE:  # it ran fine for a while: a fresh outage
             pause = RESTART_PAUSE
-        time.sleep(pause)
+        try:
+            time.sleep(pause)
+        except StopRequested:  # SIGTERM between two workers (the last one's handler is still installed)
+            return
         pause = min(pause * 2, MAX_RESTART_PAUSE)
+
+
+def _stop_requested(worker: BaseWorker | None) -> bool:
+    return worker is not None and worker._shutdown_requested_date is not None  # SIGINT or SIGTERM
 
 
 def run_embedded_worker(services: Services, stop: threading.Event) -> None:
