@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from jobs.context import current_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import deliver_one, mark_interrupted
-from loyalty.placeholders import member_fields, personalize
-from loyalty.segments import Segment, audience_query
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, utcnow
+from loyalty.placeholders import follower_fields, member_fields, personalize
+from loyalty.segments import Segment, audience_query, follower_query
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, utcnow
 from zalo.errors import ZaloError
 from zalo.policy import is_night, next_morning
 
@@ -69,24 +69,25 @@ def fan_out(broadcast_id: int) -> int:
         if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
             return 0
         segment = Segment.from_dict(broadcast.segment)
-        member_ids = list(session.scalars(audience_query(segment, now)))
-    for start in range(0, len(member_ids), FANOUT_CHUNK):
+        query = follower_query() if segment.followers else audience_query(segment, now)
+        recipients = list(session.scalars(query))  # member ids, or Zalo user ids for the follower audience
+    rows_for = _follower_rows if segment.followers else _member_rows
+    for start in range(0, len(recipients), FANOUT_CHUNK):
         with context.sessions() as session:
             broadcast = session.get(Broadcast, broadcast_id)
             assert broadcast is not None
-            members = session.scalars(select(Member).where(Member.id.in_(member_ids[start : start + FANOUT_CHUNK])))
-            rows = [_row(session, broadcast, m, now, context.settings.shop_name) for m in members]
-            _insert_rows(session, rows)
+            chunk = recipients[start : start + FANOUT_CHUNK]
+            _insert_rows(session, rows_for(session, broadcast, chunk, now, context.settings.shop_name))
             session.commit()
     with context.sessions() as session:
         session.execute(
             update(Broadcast)
             .where(Broadcast.id == broadcast_id)
-            .values(audience=len(member_ids), fanned_out_at=utcnow())
+            .values(audience=len(recipients), fanned_out_at=utcnow())
         )
         senders_after_commit(session, broadcast_id)
         session.commit()
-    return len(member_ids)
+    return len(recipients)
 
 
 def send_broadcast(broadcast_id: int, part: int = 0) -> str:
@@ -180,13 +181,40 @@ def _beat(redis: Redis, broadcast_id: int, part: int, ttl: timedelta) -> None:
 # --- internals -----------------------------------------------------------------------------------------
 
 
-def _row(session: Session, broadcast: Broadcast, member: Member, now: datetime, shop: str) -> dict[str, Any]:
-    text = personalize(broadcast.text, **member_fields(session, member, shop))
+def _member_rows(
+    session: Session, broadcast: Broadcast, member_ids: list[Any], now: datetime, shop: str
+) -> list[dict[str, Any]]:
+    members = session.scalars(select(Member).where(Member.id.in_(member_ids)))
+    return [
+        _row(broadcast, f"bc:{broadcast.id}:{m.id}", str(m.zalo_user_id), member_fields(session, m, shop), now)
+        for m in members
+    ]
+
+
+def _follower_rows(
+    session: Session, broadcast: Broadcast, user_ids: list[Any], now: datetime, shop: str
+) -> list[dict[str, Any]]:
+    """Everyone following, members or not: a member gets their own fields, anyone else their Zalo name."""
+    users = session.scalars(select(ZaloUser).where(ZaloUser.user_id.in_(user_ids)))
+    members = {m.zalo_user_id: m for m in session.scalars(select(Member).where(Member.zalo_user_id.in_(user_ids)))}
+    rows = []
+    for user in users:
+        member = members.get(user.user_id)
+        fields = member_fields(session, member, shop) if member else follower_fields(user.display_name, shop)
+        rows.append(_row(broadcast, f"bc:{broadcast.id}:u:{user.user_id}", user.user_id, fields, now))
+    return rows
+
+
+def _row(broadcast: Broadcast, key: str, user_id: str, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {
-        "key": f"bc:{broadcast.id}:{member.id}",
-        "zalo_user_id": member.zalo_user_id,
+        "key": key,
+        "zalo_user_id": user_id,
         "kind": "proactive",
-        "message": {"text": text, "promotional": broadcast.promotional, "buttons": broadcast.buttons},
+        "message": {
+            "text": personalize(broadcast.text, **fields),
+            "promotional": broadcast.promotional,
+            "buttons": broadcast.buttons,
+        },
         "broadcast_id": broadcast.id,
         "status": OutboxStatus.PENDING,
         "attempts": 0,

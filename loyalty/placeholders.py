@@ -20,6 +20,7 @@ MEMBER = frozenset({"ten", "diem", "hang", "shop"})
 # What each text may use: the member's fields plus those of its occasion.
 ALLOWED = {
     "broadcast": MEMBER,
+    "broadcast_followers": frozenset({"ten", "shop"}),  # followers who are not members have no points or tier
     "birthday_text": MEMBER | {"qua", "ma", "han"},
     "birthday_text_no_gift": MEMBER,
     "tier_up_text": MEMBER | {"quyen_loi"},
@@ -38,6 +39,11 @@ def personalize(text: str, **values: Any) -> str:
     """ "Chúc mừng {ten}" with the member's values: each "{name}" with a value is replaced by it, anything else
     stays as written (never an error)."""
     return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], text)
+
+
+def follower_fields(display_name: str | None, shop: str) -> dict[str, Any]:
+    """The values of a follower's placeholders when they are not a member (yet)."""
+    return {"ten": display_name or "bạn", "shop": shop}
 
 
 def member_fields(session: Session, member: Member, shop: str) -> dict[str, Any]:

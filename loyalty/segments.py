@@ -15,7 +15,10 @@ from models import Member, MemberStatus, ZaloUser
 
 @dataclass(frozen=True)
 class Segment:
-    """Every field narrows the audience; an empty Segment is all members reachable on Zalo."""
+    """Every field narrows the audience; an empty Segment is all members reachable on Zalo.
+
+    `followers` is the other audience: everyone who follows the OA, members or not (a launch campaign that
+    invites followers to join). The member filters do not apply to it."""
 
     tier_ids: tuple[int, ...] = ()
     birthday_month: int | None = None
@@ -25,13 +28,18 @@ class Segment:
     points_min: int | None = None
     points_max: int | None = None
     member_ids: tuple[int, ...] = field(default=())  # an explicit list (tests, "send to me first")
+    followers: bool = False
+
+    @property
+    def has_member_filters(self) -> bool:
+        return any(v not in (None, (), False) for k, v in asdict(self).items() if k != "followers")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("joined_from", "joined_to"):
             data[key] = data[key].isoformat() if data[key] else None
         data["tier_ids"], data["member_ids"] = list(self.tier_ids), list(self.member_ids)
-        return {k: v for k, v in data.items() if v not in (None, [])}
+        return {k: v for k, v in data.items() if v not in (None, [], False)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Segment:
@@ -45,11 +53,14 @@ class Segment:
                 points_min=int(data["points_min"]) if data.get("points_min") is not None else None,
                 points_max=int(data["points_max"]) if data.get("points_max") is not None else None,
                 member_ids=tuple(int(m) for m in data.get("member_ids") or ()),
+                followers=data.get("followers") is True,
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise InvalidSettings(f"unreadable segment: {exc}") from exc
         if segment.birthday_month is not None and not 1 <= segment.birthday_month <= 12:
             raise InvalidSettings("birthday month must be 1-12")
+        if segment.followers and segment.has_member_filters:
+            raise InvalidSettings("the follower audience takes no member filters")
         return segment
 
 
@@ -91,5 +102,14 @@ def active_since(since: datetime) -> Any:
     return or_(earned, chatted)
 
 
+def follower_query() -> Select[Any]:
+    """Zalo user ids of everyone following the OA, members or not, except members the shop blocked."""
+    blocked = (
+        select(Member.id).where(Member.zalo_user_id == ZaloUser.user_id, Member.status != MemberStatus.ACTIVE).exists()
+    )
+    return select(ZaloUser.user_id).where(ZaloUser.is_follower.is_(True), ~blocked).order_by(ZaloUser.id)
+
+
 def audience_size(session: Session, segment: Segment, now: datetime) -> int:
-    return int(session.scalar(select(func.count()).select_from(audience_query(segment, now).subquery())) or 0)
+    query = follower_query() if segment.followers else audience_query(segment, now)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from jobs.broadcasts import senders_after_commit
 from loyalty.errors import InvalidSettings
+from loyalty.placeholders import ALLOWED, unknown
 from loyalty.segments import Segment
 from models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, rows_updated
 
@@ -32,6 +33,8 @@ def create_broadcast(
 ) -> Broadcast:
     if not text.strip() or len(text) > 2000:
         raise InvalidSettings("the message needs 1-2000 characters")
+    if segment.followers and (odd := unknown(text, ALLOWED["broadcast_followers"])):
+        raise InvalidSettings(f"followers who are not members have no {', '.join(odd)}")
     broadcast = Broadcast(
         name=name.strip() or "Chiến dịch",
         text=text.strip(),

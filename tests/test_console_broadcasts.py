@@ -140,3 +140,53 @@ def test_form_errors_and_roles(app: Flask, session: Session, shop) -> None:
     assert session.scalar(select(Broadcast.id)) is None
     assert login(app, "thu-ngan").get("/admin/broadcasts/").status_code == 403
     assert app.test_client().get("/admin/broadcasts/new").status_code == 302
+
+
+def test_a_launch_campaign_reaches_every_follower_members_or_not(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    """Issue 21: "all followers" invites people who follow the OA but never joined; members get their own
+    fields, others their Zalo name; blocked members and people no longer following are left out."""
+    from loyalty.members import set_blocked
+    from models import OutboxMessage, ZaloUser, utcnow
+
+    zalo.accept_messages()
+    add_member(session, "An", uid="u1")
+    blocked = add_member(session, "Bình", uid="u2")
+    set_blocked(session, blocked.id, True)
+    now = utcnow()
+    session.add_all(
+        [
+            ZaloUser(user_id="f1", display_name="Chi Lê", is_follower=True, last_interaction_at=now, created_at=now),
+            ZaloUser(user_id="f2", is_follower=True, last_interaction_at=now, created_at=now),
+            ZaloUser(user_id="f3", display_name="Đã bỏ", is_follower=False, created_at=now),
+        ]
+    )
+    session.commit()
+    mkt = login(app, "mkt")
+    invite = compose(text="Chào {ten}! Nhắn 'đăng ký' để tích điểm tại {shop}.", audience="followers")
+    refused = mkt.post(
+        "/admin/broadcasts/new",
+        {**invite, "text": "{ten} có {diem} điểm", "action": "preview"},
+        page="/admin/broadcasts/new",
+    )
+    assert "{diem}" in text_of(refused) and session.scalar(select(Broadcast.id)) is None
+    filtered = mkt.post(
+        "/admin/broadcasts/new", {**invite, "points_min": "10", "action": "save"}, page="/admin/broadcasts/new"
+    )
+    assert "chỉ dành cho thành viên" in text_of(filtered) and session.scalar(select(Broadcast.id)) is None
+    preview = text_of(mkt.post("/admin/broadcasts/new", {**invite, "action": "preview"}, page="/admin/broadcasts/new"))
+    assert '<strong id="audience-size">3</strong> người quan tâm OA sẽ nhận tin.' in preview
+    assert (
+        mkt.post("/admin/broadcasts/new", {**invite, "action": "save"}, page="/admin/broadcasts/new").status_code == 302
+    )
+    run_jobs(app)
+    assert texts_to(zalo, "u1") == ["Chào An! Nhắn 'đăng ký' để tích điểm tại Cà phê Sữa Đá."]
+    assert texts_to(zalo, "f1") == ["Chào Chi Lê! Nhắn 'đăng ký' để tích điểm tại Cà phê Sữa Đá."]
+    assert texts_to(zalo, "f2") == ["Chào bạn! Nhắn 'đăng ký' để tích điểm tại Cà phê Sữa Đá."]
+    assert texts_to(zalo, "u2") == texts_to(zalo, "f3") == []
+    broadcast = session.scalars(select(Broadcast)).one()
+    assert broadcast.audience == 3 and broadcast.segment == {"followers": True}
+    keys = set(session.scalars(select(OutboxMessage.key)))
+    assert keys == {f"bc:{broadcast.id}:u:{uid}" for uid in ("u1", "f1", "f2")}
+    assert "Mọi người đang quan tâm OA" in text_of(mkt.get(f"/admin/broadcasts/{broadcast.id}"))

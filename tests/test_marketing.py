@@ -370,3 +370,15 @@ def test_senders_started_before_the_fan_out_do_not_end_the_broadcast(
     assert len(zalo.sent_messages()) == 3
     session.expire_all()
     assert session.get(Broadcast, broadcast_id).status == "done"
+
+
+def test_the_follower_audience_takes_no_member_filters_or_member_fields(session: Session) -> None:
+    from loyalty.errors import InvalidSettings
+
+    assert Segment.from_dict({"followers": True}).followers
+    with pytest.raises(InvalidSettings):
+        Segment.from_dict({"followers": True, "points_min": 10})
+    with pytest.raises(InvalidSettings, match="diem"):
+        campaigns.create_broadcast(
+            session, name="x", text="Bạn có {diem} điểm", segment=Segment(followers=True), send_at=None, now=utcnow()
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,12 +38,13 @@ class BroadcastDraft:
 def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDraft | None, dict[str, str]]:
     """The draft, or None and {field: message} for each problem."""
     errors: dict[str, str] = {}
+    followers = form.get("audience") == "followers"  # everyone following the OA, members or not
     text = str(form.get("text", "")).strip()
     if not text:
         errors["text"] = "Cần nội dung tin nhắn."
     elif len(text) > MAX_TEXT:
         errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
-    elif problem := placeholder_error(text, "broadcast"):
+    elif problem := placeholder_error(text, "broadcast_followers" if followers else "broadcast"):
         errors["text"] = problem
     numbers = {
         name: read_int(form, name, label, low, high, errors)
@@ -64,8 +65,6 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         tier_ids = tuple(int(t) for t in form.getlist("tier_ids"))
     except ValueError:
         errors["tier_ids"], tier_ids = "Hạng không hợp lệ.", ()
-    if errors:
-        return None, errors
     segment = Segment(
         tier_ids=tier_ids,
         birthday_month=numbers["birthday_month"],
@@ -75,6 +74,13 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         points_min=numbers["points_min"],
         points_max=numbers["points_max"],
     )
+    if followers and segment.has_member_filters:
+        errors["audience"] = (
+            "Bộ lọc hạng, ngày sinh, điểm… chỉ dành cho thành viên: bỏ trống khi gửi mọi người quan tâm OA."
+        )
+    if errors:
+        return None, errors
+    segment = replace(segment, followers=followers)
     name = str(form.get("name", "")).strip()[:200] or f"Chiến dịch {now.astimezone(tz):%d/%m/%Y}"
     chosen = [BUTTONS[k] for k in BUTTONS if k in form.getlist("buttons")]
     picked = [{"title": b.title, "payload": b.payload} for b in chosen]
@@ -108,10 +114,11 @@ def _send_at(form: Any, now: datetime, tz: ZoneInfo, errors: dict[str, str]) -> 
 def form_values(form: Any) -> dict[str, Any]:
     """What to show in the fields: defaults on a new form, the values as typed after a submit."""
     if not form:
-        return {"when": "now", "promotional": True, "tier_ids": [], "buttons": ["rewards"]}
+        return {"when": "now", "promotional": True, "tier_ids": [], "buttons": ["rewards"], "audience": "members"}
     values: dict[str, Any] = form.to_dict()
     values["tier_ids"] = [int(t) for t in form.getlist("tier_ids") if t.isdigit()]
     values["promotional"] = form.get("promotional") == "on"
     values["buttons"] = form.getlist("buttons")
     values.setdefault("when", "now")
+    values.setdefault("audience", "members")
     return values

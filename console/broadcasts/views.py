@@ -14,10 +14,10 @@ from console.counter.operations import audit
 from jobs import broadcasts
 from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt
-from loyalty.placeholders import member_fields, personalize
-from loyalty.segments import Segment, audience_query, audience_size
+from loyalty.placeholders import follower_fields, member_fields, personalize
+from loyalty.segments import Segment, audience_query, audience_size, follower_query
 from marketing import campaigns
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, utcnow
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, ZaloUser, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
@@ -194,15 +194,23 @@ def describe_segment(segment: Segment) -> str:
         parts.append(f"tham gia từ {fmt.day(segment.joined_from)}")
     if segment.joined_to:
         parts.append(f"tham gia đến {fmt.day(segment.joined_to)}")
+    if segment.followers:
+        return "Mọi người đang quan tâm OA, cả người chưa là thành viên"
     return "Tất cả thành viên đang quan tâm OA" + (": " + "; ".join(parts) if parts else "")
 
 
 def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]:
+    """How many receive it, a few names, and the message as the first of them gets it."""
     db = get_session()
     size = audience_size(db, segment, now)
+    if segment.followers:
+        users = list(db.scalars(select(ZaloUser).where(ZaloUser.user_id.in_(follower_query().limit(PREVIEW_SAMPLE)))))
+        names = [u.display_name or "Khách" for u in users]
+        example = personalize(text, **follower_fields(users[0].display_name, shop)) if users else None
+        return {"size": size, "names": names, "example": example, "who": "người quan tâm OA"}
     sample = list(db.scalars(select(Member).where(Member.id.in_(audience_query(segment, now).limit(PREVIEW_SAMPLE)))))
     example = personalize(text, **member_fields(db, sample[0], shop)) if sample else None
-    return {"size": size, "sample": sample, "example": example}
+    return {"size": size, "names": [m.name or "Khách" for m in sample], "example": example, "who": "thành viên"}
 
 
 def _created_message(broadcast: Broadcast, tz: Any) -> str:
