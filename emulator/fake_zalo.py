@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from emulator.state import EmulatorState
+from emulator.state import EmulatorState, ZbsTemplate
 
 bp = Blueprint("fake_zalo", __name__, url_prefix="/_emulator")
 MAX_IMAGE = 1_000_000
@@ -28,10 +29,10 @@ def _envelope(data: dict[str, Any] | None = None, error: int = 0, message: str =
     return jsonify(body)
 
 
-def _guard() -> Response | None:
-    """Token check and injected failures, as Zalo would answer them."""
+def _guard(business: bool = False) -> Response | None:
+    """Token check and injected failures, as Zalo would answer them (business.openapi says -124)."""
     if request.headers.get("access_token") != state().access_token:
-        return _envelope(error=-216, message="Access token is invalid")
+        return _envelope(error=-124 if business else -216, message="Access token is invalid")
     failure = state().take_failure(request.path)
     if failure is not None:
         return _envelope(error=failure.code, message=failure.message)
@@ -61,6 +62,7 @@ def send_message() -> Response:
 
 @bp.post("/openapi/v3.0/oa/message/template")
 def send_template() -> Response:
+    """A ZBS template by UID: no tracking_id; some templates refuse UIDs (-249)."""
     refused = _guard()
     if refused is not None:
         return refused
@@ -68,10 +70,93 @@ def send_template() -> Response:
     user_id = str(body.get("user_id", ""))
     if user_id not in state().customers:
         return _envelope(error=-213, message="User not found")
-    data = body.get("template_data") or {}
-    text = f"[Tin mẫu {body.get('template_id', '')}] " + ", ".join(f"{k}: {v}" for k, v in data.items())
-    state().say(user_id, {"from": "oa", "kind": "template", "text": text})
+    template, problem = _checked_template(body)
+    if problem is not None:
+        return problem
+    assert template is not None
+    if not template.by_uid:
+        return _envelope(error=-249, message="This template does not support sending by user_id")
+    _deliver(user_id, template, body.get("template_data") or {})
     return _envelope({"message_id": secrets.token_hex(10)})
+
+
+@bp.post("/business/message/template")
+def send_template_by_phone() -> Response:
+    """A ZBS template to a phone (business.openapi.zalo.me/message/template), the phone as "84…"."""
+    refused = _guard(business=True)
+    if refused is not None:
+        return refused
+    body = request.get_json(silent=True) or {}
+    phone = str(body.get("phone", ""))
+    if not (phone.startswith("84") and phone.isdigit() and 10 <= len(phone) <= 12):
+        return _envelope(error=-108, message="Phone number is invalid")
+    if len(str(body.get("tracking_id", ""))) > 48:
+        return _envelope(error=-201, message="tracking_id is too long")
+    template, problem = _checked_template(body)
+    if problem is not None:
+        return problem
+    assert template is not None
+    customer = state().customer_by_phone(phone)
+    if customer is not None:
+        _deliver(customer.user_id, template, body.get("template_data") or {})
+    else:
+        state().by_phone.setdefault(phone, []).append(
+            {"template_id": template.template_id, **(body.get("template_data") or {})}
+        )
+    quota = {"dailyQuota": "500", "remainingQuota": "499"}
+    return _envelope({"msg_id": secrets.token_hex(10), "sent_time": str(int(time.time() * 1000)), "quota": quota})
+
+
+@bp.get("/business/template/info/v2")
+def template_info() -> Response:
+    refused = _guard(business=True)
+    if refused is not None:
+        return refused
+    template = state().templates.get(str(request.args.get("template_id", "")))
+    if template is None:
+        return _envelope(error=-201, message="Template is not found")
+    return _envelope(
+        {
+            "templateId": template.template_id,
+            "templateName": template.name,
+            "status": template.status,
+            "templateTag": template.tag,
+            "listParams": template.params,
+            "listButtons": [],
+            "timeout": 7200000,
+            "previewUrl": "",
+            "templateQuality": "HIGH",
+            "price": str(template.price),
+        }
+    )
+
+
+def _checked_template(body: dict[str, Any]) -> tuple[ZbsTemplate | None, Response | None]:
+    """The template and its data as Zalo checks them: enabled, every required parameter, lengths, types."""
+    template = state().templates.get(str(body.get("template_id", "")))
+    if template is None or template.status != "ENABLE":
+        return None, _envelope(error=-201, message="Template is not found or not enabled")
+    data = body.get("template_data") or {}
+    if not isinstance(data, dict):
+        return None, _envelope(error=-201, message="template_data is invalid")
+    for param in template.params:
+        value = data.get(param["name"])
+        if value in (None, "") and param.get("require"):
+            return None, _envelope(error=-201, message=f"Missing parameter {param['name']}")
+        text = str(value or "")
+        if len(text) > int(param.get("maxLength") or 10_000):
+            return None, _envelope(error=-1121, message=f"Parameter {param['name']} is too long")
+        if text and param.get("type") == "NUMBER" and not text.isdigit():
+            return None, _envelope(error=-201, message=f"Parameter {param['name']} must be a number")
+    unknown = set(data) - {p["name"] for p in template.params}
+    if unknown:
+        return None, _envelope(error=-201, message=f"Unknown parameter {sorted(unknown)[0]}")
+    return template, None
+
+
+def _deliver(user_id: str, template: ZbsTemplate, data: dict[str, Any]) -> None:
+    text = f"[{template.name}] " + ", ".join(f"{k}: {v}" for k, v in data.items())
+    state().say(user_id, {"from": "oa", "kind": "template", "text": text})
 
 
 @bp.post("/openapi/v2.0/oa/upload/image")

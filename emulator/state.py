@@ -21,6 +21,44 @@ class Customer:
 
 
 @dataclass
+class ZbsTemplate:
+    """An approved ZBS template as Zalo's /template/info/v2 describes it (typed, length-limited params)."""
+
+    template_id: str
+    name: str
+    params: list[dict[str, Any]]
+    tag: str = "CUSTOMER_CARE"
+    status: str = "ENABLE"
+    by_uid: bool = True  # False: Zalo answers -249 to a send by UID
+    price: int = 300
+
+
+# The emulator's shop has these approved; their parameter names are the ones Zalo's editor suggests.
+DEMO_TEMPLATES = (
+    ZbsTemplate(
+        "a1b2c3d4e5f6a7b8c9d0",
+        "Quà sinh nhật thành viên",
+        [
+            {"name": "customer_name", "require": True, "type": "STRING", "maxLength": 30, "acceptNull": False},
+            {"name": "gift_name", "require": True, "type": "STRING", "maxLength": 30, "acceptNull": False},
+            {"name": "voucher_code", "require": True, "type": "STRING", "maxLength": 30, "acceptNull": False},
+            {"name": "expiry_date", "require": True, "type": "DATE", "maxLength": 20, "acceptNull": False},
+        ],
+    ),
+    ZbsTemplate(
+        "b2c3d4e5f6a7b8c9d0e1",
+        "Nhắc điểm sắp hết hạn",
+        [
+            {"name": "customer_name", "require": True, "type": "STRING", "maxLength": 30, "acceptNull": False},
+            {"name": "points", "require": True, "type": "NUMBER", "maxLength": 20, "acceptNull": False},
+            {"name": "expiry_date", "require": True, "type": "DATE", "maxLength": 20, "acceptNull": False},
+        ],
+        by_uid=False,
+    ),
+)
+
+
+@dataclass
 class Failure:
     code: int
     message: str
@@ -37,6 +75,10 @@ class EmulatorState:
     uploads: dict[str, bytes] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     refreshes: int = 0
+    templates: dict[str, ZbsTemplate] = field(default_factory=lambda: {t.template_id: t for t in DEMO_TEMPLATES})
+    by_phone: dict[str, list[dict[str, Any]]] = field(
+        default_factory=dict
+    )  # template messages to phones of no customer
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -60,6 +102,11 @@ class EmulatorState:
                 customer.followed = True
                 # some chatted this week, most long ago (outside the 7-day window)
                 customer.last_interaction = datetime.now(UTC) - timedelta(days=2 + (i * 11) % 120)
+
+    def customer_by_phone(self, phone: str) -> Customer | None:
+        """Zalo finds the account of a phone ("84…"); the emulator's customers type theirs as "09…"."""
+        local = "0" + phone[2:] if phone.startswith("84") else phone
+        return next((c for c in self.customers.values() if c.phone in (phone, local)), None)
 
     def say(self, user_id: str, entry: dict[str, Any]) -> dict[str, Any]:
         """Append to a customer's transcript (what the chat page shows)."""

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import extract, select, update
+from sqlalchemy import extract, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.context import current_services
 from jobs.outbox import deliver_after_commit, queue_messages
-from jobs.proactive import proactive_payload
+from jobs.proactive import proactive_payload, template_enabled
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
 from loyalty.codes import pretty_voucher_code
@@ -29,13 +29,21 @@ T = TypeVar("T")
 
 
 def queue_proactive(
-    session: Session, member: Member, *, key: str, text: str, promotional: bool, broadcast_id: int | None = None
+    session: Session,
+    member: Member,
+    *,
+    key: str,
+    text: str,
+    promotional: bool,
+    purpose: str = "broadcast",
+    fields: dict[str, Any] | None = None,
+    broadcast_id: int | None = None,
 ) -> list[int]:
-    if not member.zalo_user_id:
+    """One message the shop starts, to a member on Zalo or, through the purpose's template, by phone."""
+    if not member.zalo_user_id and not member.phone:
         return []
-    ids = queue_messages(
-        session, key=key, user_id=member.zalo_user_id, messages=[proactive_payload(text, promotional=promotional)]
-    )
+    item = proactive_payload(text, promotional=promotional, purpose=purpose, fields=fields, phone=member.phone)
+    ids = queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[item])
     if broadcast_id is not None:
         session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(broadcast_id=broadcast_id))
     return ids
@@ -62,16 +70,22 @@ def birthday_offers(now: datetime | None = None) -> int:
         automations = rules.automations
         if not automations.birthday_enabled or (automations.birthday_on == "month" and today.day != 1):
             return 0
-        member_ids = list(session.scalars(_birthday_query(today, automations.birthday_on)))
+        by_phone = template_enabled(session, "birthday")  # members who never chatted get it by phone
+        member_ids = list(session.scalars(_birthday_query(today, automations.birthday_on, by_phone)))
     shop = context.settings.shop_name
     _in_batches(member_ids, lambda session, member_id: _birthday_for(session, member_id, today, now, rules, shop))
     return len(member_ids)
 
 
-def _birthday_query(today: date, mode: str) -> Any:
+def _birthday_query(today: date, mode: str, by_phone: bool) -> Any:
+    reachable = (
+        or_(Member.zalo_user_id.is_not(None), Member.phone.is_not(None))
+        if by_phone
+        else Member.zalo_user_id.is_not(None)
+    )
     stmt = select(Member.id).where(
         Member.status == MemberStatus.ACTIVE,
-        Member.zalo_user_id.is_not(None),
+        reachable,
         Member.birthday.is_not(None),
         extract("month", Member.birthday) == today.month,
     )
@@ -95,14 +109,13 @@ def _birthday_for(
     text = personalize(automations.birthday_text_no_gift, **values)
     if reward is not None:
         voucher, _ = rewards.issue_gift(session, member.id, reward.id, key=key, now=now, source="birthday")
-        text = personalize(
-            automations.birthday_text,
-            qua=reward.name,
-            ma=pretty_voucher_code(voucher.code),
-            han=fmt.day(voucher.expires_at, current_services().settings.tz),
-            **values,
-        )
-    return queue_proactive(session, member, key=key, text=text, promotional=False)
+        values |= {
+            "qua": reward.name,
+            "ma": pretty_voucher_code(voucher.code),
+            "han": fmt.day(voucher.expires_at, current_services().settings.tz),
+        }
+        text = personalize(automations.birthday_text, **values)
+    return queue_proactive(session, member, key=key, text=text, promotional=False, purpose="birthday", fields=values)
 
 
 def congratulate_tier_ups() -> int:
@@ -137,7 +150,8 @@ def _congratulate(session: Session, event_id: int, rules: ProgramRules, shop: st
         return []
     values = member_fields(session, member, shop) | {"hang": tier.name, "quyen_loi": tier.benefits or "—"}
     text = personalize(rules.automations.tier_up_text, **values)
-    return queue_proactive(session, member, key=f"tier-up:{event_id}", promotional=False, text=text)
+    key = f"tier-up:{event_id}"
+    return queue_proactive(session, member, key=key, promotional=False, text=text, purpose="tier_up", fields=values)
 
 
 def expire_points(now: datetime | None = None) -> int:
@@ -187,14 +201,11 @@ def remind_expiring(now: datetime | None = None) -> int:
         member = session.get(Member, member_id)
         if member is None or member.status != MemberStatus.ACTIVE:
             return []
-        text = personalize(
-            automations.expiry_reminder_text,
-            so_diem=fmt.points(points),
-            ngay=day.strftime("%d/%m/%Y"),
-            **member_fields(session, member, context.settings.shop_name),
-        )
+        values = member_fields(session, member, context.settings.shop_name)
+        values |= {"so_diem": fmt.points(points), "ngay": day.strftime("%d/%m/%Y")}
+        text = personalize(automations.expiry_reminder_text, **values)
         key = f"expiry-reminder:{member_id}:{day.isoformat()}"
-        return queue_proactive(session, member, key=key, text=text, promotional=False)
+        return queue_proactive(session, member, key=key, text=text, promotional=False, purpose="expiry", fields=values)
 
     _in_batches(sorted(due.items()), remind)
     return len(due)

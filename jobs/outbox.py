@@ -46,7 +46,7 @@ OutboxItem = dict[str, Any] | tuple[str, dict[str, Any]]  # a plain message, or 
 
 
 def queue_messages(
-    session: Session, *, key: str, user_id: str, messages: Sequence[OutboxItem], event_id: int | None = None
+    session: Session, *, key: str, user_id: str | None, messages: Sequence[OutboxItem], event_id: int | None = None
 ) -> list[int]:
     """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone. Returns ids."""
     ids = []
@@ -107,14 +107,16 @@ def deliver_one(
             row = session.get(OutboxMessage, outbox_id)
             return row.status if row else "missing"
     try:
-        if message.kind == "member_card":
-            if cards is None:
-                raise RuntimeError("a member card needs a CardSender")
-            zalo_message_id = cards.send(message.zalo_user_id, message.message)
-        elif message.kind == "proactive":
+        if message.kind == "proactive":  # may go by phone, without a Zalo user
             if proactive is None:
                 raise RuntimeError("a proactive message needs a ProactiveSender")
             zalo_message_id = proactive.send(message)
+        elif message.zalo_user_id is None:
+            raise Skip("no Zalo user to send it to", OutboxStatus.FAILED)
+        elif message.kind == "member_card":
+            if cards is None:
+                raise RuntimeError("a member card needs a CardSender")
+            zalo_message_id = cards.send(message.zalo_user_id, message.message)
         else:
             zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
     except ZaloError as exc:

@@ -7,14 +7,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from loyalty.program import load_rules
-from models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, ZaloUser, utcnow
+from models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, ZaloTemplate, ZaloUser, utcnow
 from zalo.client import ZaloClient
+from zalo.errors import ZaloTemplateUidRefused
 from zalo.messages import Button, text_message
-from zalo.policy import Route, decide
+from zalo.policy import Route, decide, is_night, next_morning
+from zalo.templates import TemplateDataError, template_data
 
 
 class Hold(Exception):  # noqa: N818 - a control signal, not an error
@@ -34,10 +35,36 @@ class Skip(Exception):  # noqa: N818
 
 
 def proactive_payload(
-    text: str, *, promotional: bool, buttons: list[dict[str, str]] | None = None
+    text: str,
+    *,
+    promotional: bool,
+    buttons: list[dict[str, str]] | None = None,
+    purpose: str = "broadcast",
+    fields: dict[str, Any] | None = None,
+    phone: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """An outbox item (kind, payload) for a message the shop starts."""
-    return "proactive", {"text": text, "promotional": promotional, "buttons": buttons or []}
+    """An outbox item (kind, payload) for a message the shop starts.
+
+    `purpose` picks the shop's ZBS template for members outside the 7-day window, `fields` fill its typed
+    parameters (by the marketer's mapping) and `phone` ("84…") lets it go by phone: to a member who never
+    chatted with the OA, or when the template refuses UIDs."""
+    payload: dict[str, Any] = {"text": text, "promotional": promotional, "buttons": buttons or [], "purpose": purpose}
+    if fields:
+        payload["fields"] = {k: str(v) for k, v in fields.items()}
+    if phone:
+        payload["phone"] = phone
+    return "proactive", payload
+
+
+@dataclass(frozen=True)
+class Template:
+    """What a send needs of a registered ZaloTemplate (read in the claim's short session)."""
+
+    row_id: int
+    template_id: str
+    params: list[dict[str, Any]]
+    mapping: dict[str, str]
+    uid_refused: bool
 
 
 @dataclass
@@ -48,32 +75,72 @@ class ProactiveSender:
 
     def send(self, row: OutboxMessage) -> str:
         now = utcnow()
+        payload = row.message
         with self.sessions() as session:
-            user = session.scalar(select(ZaloUser).where(ZaloUser.user_id == row.zalo_user_id))
-            automations = load_rules(session).automations
+            user = (
+                session.scalar(select(ZaloUser).where(ZaloUser.user_id == row.zalo_user_id))
+                if row.zalo_user_id
+                else None
+            )
             broadcast = session.get(Broadcast, row.broadcast_id) if row.broadcast_id else None
+            template = _template(session, str(payload.get("purpose") or "broadcast"))
         if broadcast is not None:
             if broadcast.status == BroadcastStatus.CANCELLED:
                 raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
             if broadcast.status == BroadcastStatus.PAUSED:
                 raise Hold("broadcast paused")
+        promotional = bool(payload.get("promotional"))
+        phone = payload.get("phone") or None
         if user is None or not user.is_follower:
-            raise Skip("not following the OA")
-        payload = row.message
+            if template is None or phone is None:
+                raise Skip("not following the OA" if row.zalo_user_id else "no Zalo account and no template by phone")
+            if promotional and is_night(now, self.tz):
+                raise Hold("night: promotions wait until 06:00", next_morning(now, self.tz))
+            return self._by_template(row, template, None, phone)
         decision = decide(
             last_interaction=user.last_interaction_at,
             now=now,
             tz=self.tz,
-            promotional=bool(payload.get("promotional")),
-            template_configured=bool(automations.template_id),
+            promotional=promotional,
+            template_configured=template is not None,
         )
         if decision.route == Route.DEFER:
             raise Hold(decision.reason, decision.not_before)
         if decision.route == Route.SKIP:
             raise Skip(decision.reason)
         if decision.route == Route.TEMPLATE:
-            return self.zalo.send_template(
-                row.zalo_user_id, automations.template_id, {automations.template_param: payload["text"][:400]}
-            )
+            assert template is not None
+            return self._by_template(row, template, user.user_id, phone)
         buttons = tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons") or ())
-        return self.zalo.send_message(row.zalo_user_id, text_message(payload["text"][:2000], buttons))
+        return self.zalo.send_message(user.user_id, text_message(payload["text"][:2000], buttons))
+
+    def _by_template(self, row: OutboxMessage, template: Template, user_id: str | None, phone: str | None) -> str:
+        """By UID when we have one and the template takes UIDs, else by phone. -249 (this template refuses
+        UIDs) means Zalo sent nothing, so the phone is tried at once, and the template is remembered."""
+        try:
+            data = template_data(template.params, template.mapping, row.message.get("fields") or {})
+        except TemplateDataError as exc:
+            raise Skip(f"mẫu tin {template.template_id}: {exc}") from exc
+        if user_id is not None and not template.uid_refused:
+            try:
+                return self.zalo.send_template(user_id, template.template_id, data)
+            except ZaloTemplateUidRefused:
+                with self.sessions() as session, session.begin():
+                    session.execute(
+                        update(ZaloTemplate).where(ZaloTemplate.id == template.row_id).values(uid_refused=True)
+                    )
+        if phone is None:
+            raise Skip("mẫu tin chỉ gửi được qua số điện thoại, thành viên chưa có số")
+        return self.zalo.send_template_by_phone(phone, template.template_id, data, tracking_id=row.key)
+
+
+def template_enabled(session: Session, purpose: str) -> bool:
+    return _template(session, purpose) is not None
+
+
+def _template(session: Session, purpose: str) -> Template | None:
+    """The shop's enabled template for this purpose (Zalo's status ENABLE), if any."""
+    row = session.scalar(select(ZaloTemplate).where(ZaloTemplate.purpose == purpose))
+    if row is None or row.status != "ENABLE" or not row.mapping:
+        return None
+    return Template(row.id, row.template_id, list(row.params), dict(row.mapping), row.uid_refused)

@@ -7,7 +7,7 @@ tiers qualify on the last 12 months, 1 point is worth 1.000đ.
 from __future__ import annotations
 
 import calendar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -67,8 +67,6 @@ class Automations:
     expiry_reminder_text: str = '{ten} ơi, {so_diem} điểm của bạn sẽ hết hạn ngày {ngay}. Nhắn "quà" để đổi ngay nhé!'
     tier_review_enabled: bool = True
     tier_review_day: int = 1  # day of the month
-    template_id: str = ""  # approved ZBS template (by UID) for members outside the 7-day window
-    template_param: str = "noi_dung"  # the template parameter that carries the text
 
     def validate(self) -> list[str]:
         problems = []
@@ -157,7 +155,10 @@ class ProgramRules:
                 },
             )
             if "automations" in data:
-                rules = replace(rules, automations=Automations(**data["automations"]))
+                known = {f.name for f in fields(Automations)}  # retired keys (template_id, template_param:
+                # ZBS templates now live in zalo_templates, one per purpose) are ignored, not an error
+                automations = {k: v for k, v in data["automations"].items() if k in known}
+                rules = replace(rules, automations=Automations(**automations))
             if "earn_rate" in data:
                 rules = replace(rules, earn_rate=Rate(**data["earn_rate"]))
             if "channel_rates" in data:

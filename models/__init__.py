@@ -29,6 +29,7 @@ from models.zalo import (
     MediaUpload,
     OaToken,
     SyncStatus,
+    ZaloTemplate,
     ZaloUser,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "ConversationState",
     "FollowerSync",
     "SyncStatus",
+    "ZaloTemplate",
     "MediaUpload",
     "LinkRequest",
     "LinkStatus",

@@ -31,7 +31,7 @@ class OutboxMessage(Model):
 
     # Idempotency key of the send, e.g. "evt-42:0": a retried job finds the row instead of adding one.
     key: Mapped[str] = mapped_column(String(160), unique=True)
-    zalo_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    zalo_user_id: Mapped[str | None] = mapped_column(String(32), index=True)  # None: a template sent by phone
     # "message": `message` is the object for POST /v3.0/oa/message/cs as is.
     # "member_card": `message` is {"member_id", "caption"}; the card is drawn and uploaded at send time.
     # "proactive": `message` is {"text", "promotional", "buttons"}; the route (cs, template, skip, wait for

@@ -130,3 +130,24 @@ class FollowerSync(Model):
     new_users: Mapped[int] = mapped_column(default=0)
     no_longer_following: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ZaloTemplate(Model):
+    """An approved ZBS template the shop registered for one purpose, with Zalo's typed parameters and the
+    marketer's mapping of each parameter to one of our fields (reference §4: templates are reviewed with
+    typed, length-limited parameters; one free-text parameter would not be approved)."""
+
+    __tablename__ = "zalo_templates"
+
+    purpose: Mapped[str] = mapped_column(String(24), unique=True)  # "birthday", "expiry", "tier_up", "broadcast"
+    template_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(24), default="")  # Zalo's: ENABLE, PENDING_REVIEW, REJECT, DISABLE
+    tag: Mapped[str] = mapped_column(String(24), default="")  # TRANSACTION, CUSTOMER_CARE, PROMOTION
+    params: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # listParams as Zalo sent them
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Zalo parameter -> our field ("ten", "ma"…)
+    price_phone: Mapped[int | None]  # đồng per message by phone, as Zalo quotes it
+    price_uid: Mapped[int | None]
+    uid_refused: Mapped[bool] = mapped_column(default=False)  # -249 seen: by phone only from then on
+    fetched_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

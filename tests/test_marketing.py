@@ -144,6 +144,8 @@ def test_automations_can_be_switched_off(app: Flask, zalo: ZaloFake, session: Se
 
 
 def test_outside_the_window_template_or_skip(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    from models import ZaloTemplate
+
     zalo.accept_messages()
     zalo.mock.add(responses.POST, TEMPLATE_URL, json={"error": 0, "data": {"message_id": "t1"}})
     quiet = add_member(session, "Quang", uid="u-quiet", interacted_days_ago=9)
@@ -157,8 +159,24 @@ def test_outside_the_window_template_or_skip(app: Flask, zalo: ZaloFake, session
             "skipped",
             "outside the 7-day window and no template configured",
         )
-        configure(session, template_id="zbs-123", template_param="noi_dung")
-        ids = automations.queue_proactive(session, quiet, key="k2", text="Bạn có 20 điểm", promotional=False)
+        session.add(
+            ZaloTemplate(
+                purpose="expiry",
+                template_id="zbs123",
+                status="ENABLE",
+                params=[{"name": "customer_name", "require": True, "type": "STRING", "maxLength": 30}],
+                mapping={"customer_name": "ten"},
+            )
+        )
+        ids = automations.queue_proactive(
+            session,
+            quiet,
+            key="k2",
+            text="Bạn có 20 điểm",
+            promotional=False,
+            purpose="expiry",
+            fields={"ten": "Quang"},
+        )
         session.commit()
         enqueue_delivery(app.extensions["tichdiem"].queue, ids)
         run_jobs(app)
@@ -167,8 +185,8 @@ def test_outside_the_window_template_or_skip(app: Flask, zalo: ZaloFake, session
 
     assert json.loads(call.request.body) == {
         "user_id": "u-quiet",
-        "template_id": "zbs-123",
-        "template_data": {"noi_dung": "Bạn có 20 điểm"},
+        "template_id": "zbs123",
+        "template_data": {"customer_name": "Quang"},
     }
     session.expire_all()
     assert session.get(OutboxMessage, ids[0]).status == "sent"

@@ -148,6 +148,7 @@ def make_zalo_client(settings: Settings, sessions: sessionmaker[Session]) -> Zal
         app_secret=settings.zalo_app_secret,
         openapi_url=settings.zalo_openapi_url,
         oauth_url=settings.zalo_oauth_url,
+        zns_url=settings.zalo_zns_url,
     )
 
 
@@ -155,6 +156,7 @@ def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from console.admin.catalog import bp as catalog_bp
+    from console.admin.templates import bp as templates_bp
     from console.admin.views import bp as admin_bp
     from console.api.views import bp as api_bp
     from console.auth import bp as auth_bp
@@ -179,6 +181,7 @@ def _register_blueprints(app: Flask) -> None:
         public_bp,
         api_bp,
         admin_bp,
+        templates_bp,
         broadcasts_bp,
         catalog_bp,
         team_bp,

@@ -37,6 +37,7 @@ class Settings:
     zalo_refresh_token: str = ""
     zalo_openapi_url: str = "https://openapi.zalo.me"
     zalo_oauth_url: str = "https://oauth.zaloapp.com"
+    zalo_zns_url: str = "https://business.openapi.zalo.me"  # ZBS templates by phone, template info
     timezone: str = "Asia/Ho_Chi_Minh"
     shop_name: str = "Cửa hàng của bạn"
     public_url: str = "http://127.0.0.1:5000"
@@ -101,6 +102,7 @@ _ENV_NAMES = {
     "zalo_refresh_token": "ZALO_REFRESH_TOKEN",
     "zalo_openapi_url": "ZALO_OPENAPI_URL",
     "zalo_oauth_url": "ZALO_OAUTH_URL",
+    "zalo_zns_url": "ZALO_ZNS_URL",
     "timezone": "TIMEZONE",
     "shop_name": "SHOP_NAME",
     "public_url": "PUBLIC_URL",

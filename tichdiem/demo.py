@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from console.staff import create_staff
 from loyalty import earning, rewards
 from loyalty.members import create_member
 from loyalty.program import ProgramRules, Promotion, save_rules
-from models import Reward, Staff, Store, Tier
+from models import Reward, Staff, Store, Tier, ZaloTemplate
 from tichdiem.config import Settings
 
 DEMO_PASSWORD = "demo1234"
@@ -37,6 +38,7 @@ def demo_settings(settings: Settings, base_url: str) -> Settings:
         zalo_refresh_token="demo-refresh-0",
         zalo_openapi_url=f"{base}/_emulator/openapi",
         zalo_oauth_url=f"{base}/_emulator/oauth",
+        zalo_zns_url=f"{base}/_emulator/business",
         shop_name=settings.shop_name if settings.shop_name != Settings().shop_name else "Cà phê Demo",
     )
 
@@ -79,8 +81,35 @@ def seed_demo(session: Session, now: datetime) -> bool:
                 name=name,
                 store_id=stores[store] if store else None,
             )
+    coffee = session.scalar(select(Reward).where(Reward.name == "Cà phê sữa đá"))
+    if coffee is not None:  # birthday offers come with a coffee
+        rules = replace(rules, automations=replace(rules.automations, birthday_reward_id=coffee.id))
+        save_rules(session, rules, updated_by="demo")
+    _seed_templates(session, now)
     _seed_members(session, rules, now)
     return True
+
+
+def _seed_templates(session: Session, now: datetime) -> None:
+    """The emulator's approved birthday template, registered and mapped as an owner would in "Mẫu tin Zalo":
+    members outside the 7-day window, and imported ones who never chatted (by phone), get their offer."""
+    from emulator.state import DEMO_TEMPLATES
+
+    birthday = DEMO_TEMPLATES[0]
+    session.add(
+        ZaloTemplate(
+            purpose="birthday",
+            template_id=birthday.template_id,
+            name=birthday.name,
+            status=birthday.status,
+            tag=birthday.tag,
+            params=birthday.params,
+            mapping={"customer_name": "ten", "gift_name": "qua", "voucher_code": "ma", "expiry_date": "han"},
+            price_phone=birthday.price,
+            fetched_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def _seed_members(session: Session, rules: ProgramRules, now: datetime) -> None:

@@ -36,6 +36,7 @@ class ZaloClient:
         app_secret: str,
         openapi_url: str = "https://openapi.zalo.me",
         oauth_url: str = "https://oauth.zaloapp.com",
+        zns_url: str = "https://business.openapi.zalo.me",
         http: requests.Session | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
@@ -44,6 +45,7 @@ class ZaloClient:
         self.app_secret = app_secret
         self.openapi_url = openapi_url.rstrip("/")
         self.oauth_url = oauth_url.rstrip("/")
+        self.zns_url = zns_url.rstrip("/")
         self.http = http or requests.Session()
         self.timeout = timeout
 
@@ -58,6 +60,18 @@ class ZaloClient:
         """POST /v3.0/oa/message/template: an approved ZBS template by UID (reaches users outside the window)."""
         body = {"user_id": user_id, "template_id": template_id, "template_data": data}
         return str(self.call("POST", "/v3.0/oa/message/template", json=body).get("message_id", ""))
+
+    def send_template_by_phone(self, phone: str, template_id: str, data: dict[str, str], tracking_id: str) -> str:
+        """POST {zns}/message/template: an approved ZBS template to a phone ("84…"), no Zalo UID needed.
+
+        `tracking_id` (≤ 48 characters) comes back in the delivery receipt."""
+        body = {"phone": phone, "template_id": template_id, "template_data": data, "tracking_id": tracking_id[:48]}
+        result = self.call("POST", "/message/template", json=body, base=self.zns_url)
+        return str(result.get("msg_id") or result.get("message_id") or "")
+
+    def template_info(self, template_id: str) -> dict[str, Any]:
+        """GET {zns}/template/info/v2?template_id=: name, status, tag, typed listParams and prices."""
+        return self.call("GET", "/template/info/v2", params={"template_id": template_id}, base=self.zns_url)
 
     def user_detail(self, user_id: str) -> dict[str, Any]:
         """GET /v3.0/oa/user/detail?data={"user_id": ...}."""
@@ -80,15 +94,17 @@ class ZaloClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """Call the OpenAPI with the OA token; on -216/-220 refresh the token once and retry once."""
+    def call(self, method: str, path: str, base: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Call the OpenAPI (or `base`: the ZBS host) with the OA token; on -216/-220/-124 refresh the token once
+        and retry once."""
+        url = f"{base or self.openapi_url}{path}"
         token = self.tokens.access_token()
         try:
-            return self._request(method, path, token, **kwargs)
+            return self._request(method, url, token, **kwargs)
         except ZaloTokenError as exc:
             log.info("zalo: %s on %s, refreshing the OA token", exc.code, path)
             token = self.tokens.refresh(token, self.exchange_refresh_token)
-            return self._request(method, path, token, **kwargs)
+            return self._request(method, url, token, **kwargs)
 
     def exchange_refresh_token(self, refresh_token: str) -> TokenPair:
         """POST {oauth}/v4/oa/access_token with grant_type=refresh_token (form body, secret_key header)."""
@@ -107,13 +123,11 @@ class ZaloClient:
             raise ZaloAuthError(code, f"token refresh refused: {body.get('error_name') or body.get('message') or body}")
         return TokenPair(str(body["access_token"]), str(body["refresh_token"]), _int(body.get("expires_in"), 0) or None)
 
-    def _request(self, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, url: str, token: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = self.http.request(
-                method, f"{self.openapi_url}{path}", headers={"access_token": token}, timeout=self.timeout, **kwargs
-            )
+            response = self.http.request(method, url, headers={"access_token": token}, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise _transport_error(exc, f"{method} {path}") from exc
+            raise _transport_error(exc, f"{method} {url.split('?')[0]}") from exc
         body = _json_body(response)
         code = _int(body.get("error"), 0)
         if code != 0:  # Zalo answers errors with HTTP 200 and a non-zero `error`

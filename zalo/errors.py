@@ -62,11 +62,32 @@ class ZaloAttachmentExpired(ZaloError):
     """-100: an uploaded attachment expired; upload again."""
 
 
-TOKEN_CODES = frozenset({-216, -220})
+class ZaloTemplateUidRefused(ZaloError):
+    """-249: this template cannot be sent by UID; the phone path can (reference §4, §8)."""
+
+
+class ZaloTemplateRefused(ZaloError):
+    """The template message itself was refused (a bad phone, a parameter Zalo will not take, the template not
+    enabled, a user who cannot receive it): sending it again will not help."""
+
+
+class ZaloOutOfQuota(ZaloError):
+    """-211 / -115: the OA's quota or the Zalo Cloud balance ran out; tried again later (the shop tops up)."""
+
+    retryable = True
+
+
+TOKEN_CODES = frozenset({-216, -220, -124})
 _BY_CODE: dict[int, type[ZaloError]] = {
     -32: ZaloRateLimited,
     -100: ZaloAttachmentExpired,
     -213: ZaloUserUnreachable,
+    -108: ZaloTemplateRefused,  # bad phone
+    -114: ZaloTemplateRefused,  # the user cannot receive it
+    -115: ZaloOutOfQuota,  # out of ZBS quota or balance
+    -124: ZaloTokenError,  # business.openapi's "access token invalid"
+    -133: ZaloNightBan,  # template night restriction
+    -211: ZaloOutOfQuota,
     -216: ZaloTokenError,
     -217: ZaloUserUnreachable,
     -220: ZaloTokenError,
@@ -75,6 +96,8 @@ _BY_CODE: dict[int, type[ZaloError]] = {
     -232: ZaloOutsideWindow,
     -234: ZaloNightBan,
     -244: ZaloUserUnreachable,
+    -249: ZaloTemplateUidRefused,
+    -1121: ZaloTemplateRefused,  # a parameter too long
 }
 
 

@@ -23,7 +23,7 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
     "birthday_reward_id": ("Quà sinh nhật", 1, 10**12, True),
 }
-TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text", "template_id")
+TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text")
 FLAGS = ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled")
 
 
@@ -83,7 +83,6 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         birthday_text_no_gift=texts["birthday_text_no_gift"],
         tier_up_text=texts["tier_up_text"],
         expiry_reminder_text=texts["expiry_reminder_text"],
-        template_id=texts["template_id"],
     )
     rules = replace(
         current,
