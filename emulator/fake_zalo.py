@@ -51,6 +51,11 @@ def send_message() -> Response:
         return _envelope(error=-213, message="User has not followed OA")
     if not state().in_window(user_id):
         return _envelope(error=-230, message="User has not interacted with the OA in the last 7 days")
+    if not state().in_free_window(user_id):  # 48 h-7 d: the package's quota pays for it
+        with state().lock:
+            if state().cs_quota_used >= state().cs_quota_total:
+                return _envelope(error=-211, message="Out of quota")
+            state().cs_quota_used += 1
     message = body.get("message") or {}
     text = str(message.get("text", ""))
     if len(text) > 2000:
@@ -78,6 +83,24 @@ def send_template() -> Response:
         return _envelope(error=-249, message="This template does not support sending by user_id")
     _deliver(user_id, template, body.get("template_data") or {})
     return _envelope({"message_id": secrets.token_hex(10)})
+
+
+@bp.post("/openapi/v3.0/oa/quota/message")
+def message_quota() -> Response:
+    """The OA's consultation-message quota as one asset of its package (Zalo's exact shape is UNCERTAIN)."""
+    refused = _guard()
+    if refused is not None:
+        return refused
+    emulator = state()
+    asset = {
+        "asset_id": "demo-sub-quota",
+        "quota_owner": "OA",
+        "product_type": "cs",
+        "quota_type": "sub_quota",
+        "total": emulator.cs_quota_total,
+        "remain": max(emulator.cs_quota_total - emulator.cs_quota_used, 0),
+    }
+    return jsonify({"error": 0, "message": "Success", "data": [asset]})
 
 
 @bp.post("/business/message/template")

@@ -75,6 +75,9 @@ class EmulatorState:
     uploads: dict[str, bytes] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     refreshes: int = 0
+    # Consultation messages 48 h-7 d after a customer's last interaction draw on the OA package's quota.
+    cs_quota_total: int = 2000
+    cs_quota_used: int = 0
     templates: dict[str, ZbsTemplate] = field(default_factory=lambda: {t.template_id: t for t in DEMO_TEMPLATES})
     by_phone: dict[str, list[dict[str, Any]]] = field(
         default_factory=dict
@@ -120,6 +123,11 @@ class EmulatorState:
             customer = self.customers.get(user_id)
             if customer:
                 customer.last_interaction = datetime.now(UTC)
+
+    def in_free_window(self, user_id: str) -> bool:
+        customer = self.customers.get(user_id)
+        last = customer.last_interaction if customer else None
+        return last is not None and datetime.now(UTC) - last <= timedelta(hours=48)
 
     def in_window(self, user_id: str) -> bool:
         customer = self.customers.get(user_id)

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from jobs.context import current_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import deliver_one, mark_interrupted
+from jobs.proactive import proactive_payload
 from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, follower_query
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, utcnow
-from zalo.errors import ZaloError
+from zalo.errors import ZaloError, ZaloOutOfQuota
 from zalo.policy import is_night, next_morning
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
         try:
             for outbox_id in ids:
                 deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
+        except ZaloOutOfQuota as exc:  # -211: every next row would fail too, until the quota renews
+            return _pause_for_quota(broadcast_id, exc)
         except ZaloError as exc:  # -32, 5xx, timeouts: the whole broadcast slows down
             until = _throttle(broadcast_id, exc)
             return _later(context.queue, broadcast_id, part, until, f"throttled by {exc.code}")
@@ -186,7 +189,7 @@ def _member_rows(
 ) -> list[dict[str, Any]]:
     members = session.scalars(select(Member).where(Member.id.in_(member_ids)))
     return [
-        _row(broadcast, f"bc:{broadcast.id}:{m.id}", str(m.zalo_user_id), member_fields(session, m, shop), now)
+        _row(broadcast, f"bc:{broadcast.id}:{m.id}", m.zalo_user_id, member_fields(session, m, shop), m.phone, now)
         for m in members
     ]
 
@@ -201,20 +204,29 @@ def _follower_rows(
     for user in users:
         member = members.get(user.user_id)
         fields = member_fields(session, member, shop) if member else follower_fields(user.display_name, shop)
-        rows.append(_row(broadcast, f"bc:{broadcast.id}:u:{user.user_id}", user.user_id, fields, now))
+        phone = member.phone if member else None
+        rows.append(_row(broadcast, f"bc:{broadcast.id}:u:{user.user_id}", user.user_id, fields, phone, now))
     return rows
 
 
-def _row(broadcast: Broadcast, key: str, user_id: str, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _row(
+    broadcast: Broadcast, key: str, user_id: str | None, fields: dict[str, Any], phone: str | None, now: datetime
+) -> dict[str, Any]:
+    """One recipient's row: the text made from their fields, which also fill the broadcast template's
+    parameters when they are outside the 7-day window (by phone if the template refuses UIDs)."""
+    _, message = proactive_payload(
+        personalize(broadcast.text, **fields),
+        promotional=broadcast.promotional,
+        buttons=broadcast.buttons,
+        purpose="broadcast",
+        fields=fields,
+        phone=phone,
+    )
     return {
         "key": key,
         "zalo_user_id": user_id,
         "kind": "proactive",
-        "message": {
-            "text": personalize(broadcast.text, **fields),
-            "promotional": broadcast.promotional,
-            "buttons": broadcast.buttons,
-        },
+        "message": message,
         "broadcast_id": broadcast.id,
         "status": OutboxStatus.PENDING,
         "attempts": 0,
@@ -264,6 +276,20 @@ def _finish_if_done(broadcast_id: int) -> None:
                 .values(status=BroadcastStatus.DONE, finished_at=utcnow())
             )
             session.commit()
+
+
+def _pause_for_quota(broadcast_id: int, exc: ZaloError) -> str:
+    """Pause with the reason instead of failing every row; the marketer resumes once the quota renews."""
+    what = f"Tạm dừng: OA đã hết hạn mức tin của Zalo (lỗi {exc.code})."
+    reason = f"{what} Tiếp tục khi hạn mức được gia hạn hoặc mua thêm."
+    with current_services().sessions() as session, session.begin():
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING)
+            .values(status=BroadcastStatus.PAUSED, pause_reason=reason)
+        )
+    log.warning("broadcasts: %s paused, out of quota: %s", broadcast_id, exc)
+    return BroadcastStatus.PAUSED
 
 
 def _throttle(broadcast_id: int, exc: ZaloError) -> datetime:

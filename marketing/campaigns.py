@@ -6,17 +6,19 @@ started after the caller's commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from jobs.broadcasts import senders_after_commit
 from loyalty.errors import InvalidSettings
 from loyalty.placeholders import ALLOWED, unknown
-from loyalty.segments import Segment
-from models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, rows_updated
+from loyalty.segments import Segment, audience_query, follower_query
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloTemplate, ZaloUser, rows_updated
+from zalo.policy import CS_WINDOW, FREE_WINDOW, Channel
 
 
 def create_broadcast(
@@ -65,7 +67,7 @@ def resume(session: Session, broadcast_id: int) -> None:
         session,
         update(Broadcast)
         .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PAUSED)
-        .values(status=BroadcastStatus.SENDING),
+        .values(status=BroadcastStatus.SENDING, pause_reason=None),
     )
     if resumed:
         senders_after_commit(session, broadcast_id)
@@ -110,3 +112,45 @@ def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
         "counts": {str(k): int(v) for k, v in counts.items()},
         "reasons": {str(k): int(v) for k, v in reasons.items()},
     }
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """How a broadcast's recipients would be reached today, by Zalo's channels, and what it would cost."""
+
+    counts: dict[str, int]  # zalo.policy.Channel value -> recipients
+    template_price: int | None  # đồng per template message, as Zalo quoted it (None: no template or unknown)
+
+    @property
+    def template_cost(self) -> int | None:
+        """đồng for the template messages; None when Zalo quoted no price."""
+        n = self.counts.get(Channel.TEMPLATE, 0)
+        if n == 0:
+            return 0
+        return None if self.template_price is None else n * self.template_price
+
+
+def forecast(session: Session, segment: Segment, now: datetime) -> Forecast:
+    """Recipients per channel (free within 48 hours, the OA's quota up to 7 days, a template beyond, or not
+    at all without one) by each one's last interaction, counted in the database."""
+    template = session.scalar(select(ZaloTemplate).where(ZaloTemplate.purpose == "broadcast"))
+    usable = template is not None and template.status == "ENABLE" and bool(template.mapping)
+    if segment.followers:
+        recipients = follower_query().subquery()
+    else:
+        recipients = select(Member.zalo_user_id).where(Member.id.in_(audience_query(segment, now))).subquery()
+    last = ZaloUser.last_interaction_at
+    bucket = case(
+        (last >= now - FREE_WINDOW, Channel.FREE.value),
+        (last >= now - CS_WINDOW, Channel.QUOTA.value),
+        else_=(Channel.TEMPLATE if usable else Channel.NONE).value,
+    )
+    rows = session.execute(
+        select(bucket, func.count()).where(ZaloUser.user_id.in_(select(recipients.c[0]))).group_by(bucket)
+    ).all()
+    price = None
+    if usable and template is not None:
+        price = (
+            template.price_uid if template.price_uid is not None and not template.uid_refused else template.price_phone
+        )
+    return Forecast({str(channel): int(n) for channel, n in rows}, price)

@@ -42,6 +42,7 @@ class Broadcast(Model):
     # -32 (rate limit) slows the whole broadcast: nobody sends before throttle_until.
     throttle_until: Mapped[datetime | None]
     throttle_seconds: Mapped[int] = mapped_column(default=0)
+    pause_reason: Mapped[str | None] = mapped_column(Text)  # why it paused by itself (Zalo quota), Vietnamese
 
 
 class ImportStatus(enum.StrEnum):

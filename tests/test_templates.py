@@ -15,7 +15,7 @@ from jobs import automations
 from models import AuditLog, Member, OutboxMessage, ZaloTemplate, utcnow
 from tests.conftest import Demo
 from tests.console_support import login, staffed_shop, text_of
-from tests.helpers import ZaloFake, run_jobs
+from tests.helpers import OPENAPI, ZaloFake, run_jobs
 from tests.test_marketing import add_member, configure
 from zalo.templates import TemplateDataError, template_data
 
@@ -292,3 +292,82 @@ def test_demo_birthday_offer_by_phone_to_an_imported_member(demo: Demo) -> None:
     assert offer["kind"] == "template" and offer["text"].startswith(
         "[Quà sinh nhật thành viên] customer_name: Nguyễn Thu Hà"
     )
+
+
+# --- channels, cost and quota -----------------------------------------------------------------------------------
+
+
+def test_the_preview_says_which_channel_reaches_whom_and_what_it_costs(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    add_member(session, "An", uid="u1", interacted_days_ago=1)  # free
+    add_member(session, "Bình", uid="u2", interacted_days_ago=3)  # the OA's quota
+    add_member(session, "Chi", uid="u3", interacted_days_ago=3)
+    add_member(session, "Dũng", uid="u4", interacted_days_ago=30)  # a template, billed
+    quota = [{"quota_owner": "OA", "product_type": "cs", "quota_type": "sub_quota", "total": 2000, "remain": 1}]
+    zalo.mock.add(responses.POST, f"{OPENAPI}/v3.0/oa/quota/message", json={"error": 0, "data": quota})
+    mkt = login(app, "mkt")
+    form = {"name": "x", "text": "Chào {ten}", "when": "now", "action": "preview"}
+    page = text_of(mkt.post("/admin/broadcasts/new", form, page="/admin/broadcasts/new"))
+    assert "Tin tư vấn miễn phí (khách nhắn tin trong 48 giờ)</td><td>1" in page
+    assert "hạn mức của OA (48 giờ–7 ngày)</td><td>2 · hạn mức còn 1/2.000" in page and "không đủ" in page
+    assert "chưa có <a" in page and "mẫu tin</a>)</td><td>1" in page  # no template: not reached
+    register(session, purpose="broadcast", price_uid=220, price_phone=300, mapping={"customer_name": "ten"})
+    page = text_of(mkt.post("/admin/broadcasts/new", form, page="/admin/broadcasts/new"))
+    assert "Mẫu tin ZBS, tính phí (quá 7 ngày)</td><td>1 · ước tính 220đ" in page
+    (call,) = zalo.calls_to(f"{OPENAPI}/v3.0/oa/quota/message")[:1]
+    assert json.loads(call.request.body) == {"quota_owner": "OA", "product_type": "cs", "quota_type": "sub_quota"}
+
+
+def test_a_broadcast_pauses_with_the_reason_when_the_quota_runs_out(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    from loyalty.segments import Segment
+    from marketing import campaigns
+    from models import Broadcast
+
+    for i in range(3):
+        add_member(session, f"M{i}", uid=f"q{i}", interacted_days_ago=3)
+    zalo.answer_messages({"error": 0, "data": {"message_id": "m1"}}, {"error": -211, "message": "Out of quota"})
+    with app.app_context():
+        b = campaigns.create_broadcast(
+            session, name="q", text="Chào {ten}", segment=Segment(), send_at=None, now=utcnow(), promotional=False
+        )
+        session.commit()
+        from jobs import broadcasts
+
+        broadcasts.start_due_broadcasts()
+    run_jobs(app)
+    session.expire_all()
+    broadcast = session.get(Broadcast, b.id)
+    assert broadcast.status == "paused" and "hết hạn mức" in (broadcast.pause_reason or "")
+    statuses = sorted(r.status for r in session.scalars(select(OutboxMessage)))
+    assert statuses == ["pending", "pending", "sent"]  # nothing failed: the rest waits for the quota
+    page = text_of(login(app, "mkt").get(f"/admin/broadcasts/{b.id}"))
+    assert "OA đã hết hạn mức tin của Zalo (lỗi -211)" in page
+    zalo.accept_messages()
+    with app.app_context():
+        campaigns.resume(session, b.id)
+        session.commit()
+    run_jobs(app, include_scheduled=True)
+    session.expire_all()
+    assert session.get(Broadcast, b.id).status == "done" and session.get(Broadcast, b.id).pause_reason is None
+
+
+def test_the_emulator_counts_consultation_messages_against_the_quota(demo: Demo) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    user = demo.customer(name="Khách quota", phone="0911111111")
+    demo.act(user, "follow")
+    customer = demo.state.customers[user]
+    customer.last_interaction = datetime.now(UTC) - timedelta(days=3)
+    demo.state.cs_quota_total, demo.state.cs_quota_used = 1, 0
+    client = demo.app.extensions["tichdiem"].zalo
+    from zalo.messages import text_message
+
+    client.send_message(user, text_message("một"))
+    assert client.message_quota().remain == 0
+    from zalo.errors import ZaloOutOfQuota
+
+    with pytest.raises(ZaloOutOfQuota):
+        client.send_message(user, text_message("hai"))

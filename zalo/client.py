@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
@@ -17,6 +18,12 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds
 FOLLOWER_PAGE = 50  # user/getlist's largest page
 MAX_FOLLOWER_OFFSET = 9951  # and its largest offset
+
+
+@dataclass(frozen=True)
+class Quota:
+    remain: int
+    total: int
 
 
 class TokenStore(Protocol):
@@ -87,6 +94,20 @@ class ZaloClient:
         ids = [str(u["user_id"]) for u in users or () if isinstance(u, dict) and u.get("user_id")]
         return _int(data.get("total"), 0), ids
 
+    def message_quota(self) -> Quota | None:
+        """POST /v3.0/oa/quota/message for the OA's consultation-message quota from its package.
+
+        The body follows an integration that calls it ({"quota_owner": "OA", "product_type": "cs",
+        "quota_type": "sub_quota"}); the answer's shape is not documented (reference §2.5, UNCERTAIN): `data`
+        as one object or a list of quota assets, each with `total` and `remain`. None if neither is there."""
+        body = {"quota_owner": "OA", "product_type": "cs", "quota_type": "sub_quota"}
+        data = self.call_raw("POST", "/v3.0/oa/quota/message", json=body)
+        assets = data if isinstance(data, list) else [data]
+        counted = [a for a in assets if isinstance(a, dict) and "remain" in a]
+        if not counted:
+            return None
+        return Quota(sum(_int(a.get("remain"), 0) for a in counted), sum(_int(a.get("total"), 0) for a in counted))
+
     def upload_image(self, content: bytes, filename: str = "image.png", mimetype: str = "image/png") -> str:
         """POST /v2.0/oa/upload/image (jpg/png, at most 1 MB); returns the attachment_id."""
         data = self.call("POST", "/v2.0/oa/upload/image", files={"file": (filename, content, mimetype)})
@@ -95,8 +116,13 @@ class ZaloClient:
     # --- plumbing --------------------------------------------------------------------------------
 
     def call(self, method: str, path: str, base: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Call the OpenAPI (or `base`: the ZBS host) with the OA token; on -216/-220/-124 refresh the token once
-        and retry once."""
+        """Call the OpenAPI (or `base`: the ZBS host) with the OA token; `data` of the answer as an object."""
+        data = self.call_raw(method, path, base, **kwargs)
+        return data if isinstance(data, dict) else {}
+
+    def call_raw(self, method: str, path: str, base: str | None = None, **kwargs: Any) -> Any:
+        """`data` of the answer as Zalo sent it. On -216/-220/-124 the token is refreshed once and the call
+        retried once."""
         url = f"{base or self.openapi_url}{path}"
         token = self.tokens.access_token()
         try:
@@ -123,7 +149,7 @@ class ZaloClient:
             raise ZaloAuthError(code, f"token refresh refused: {body.get('error_name') or body.get('message') or body}")
         return TokenPair(str(body["access_token"]), str(body["refresh_token"]), _int(body.get("expires_in"), 0) or None)
 
-    def _request(self, method: str, url: str, token: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, url: str, token: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, url, headers={"access_token": token}, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -132,8 +158,7 @@ class ZaloClient:
         code = _int(body.get("error"), 0)
         if code != 0:  # Zalo answers errors with HTTP 200 and a non-zero `error`
             raise error_for(code, str(body.get("message", "")))
-        data = body.get("data")
-        return data if isinstance(data, dict) else {}
+        return body.get("data")
 
 
 def _transport_error(exc: requests.RequestException, what: str) -> ZaloTransportError:

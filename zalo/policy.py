@@ -13,7 +13,25 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 CS_WINDOW = timedelta(days=7)
+FREE_WINDOW = timedelta(hours=48)  # a consultation message this soon after the user's last one is free
 NIGHT_STARTS, NIGHT_ENDS = time(22, 0), time(6, 0)
+
+
+class Channel(enum.StrEnum):
+    """How a message the shop starts would reach one person, and what it costs (reference §2.5, §4)."""
+
+    FREE = "free"  # consultation message within 48 hours of the user's last interaction
+    QUOTA = "quota"  # consultation message 48 hours-7 days after it: drawn from the OA package's quota
+    TEMPLATE = "template"  # outside 7 days, or no Zalo account: an approved ZBS template, billed per message
+    NONE = "none"  # outside 7 days and no template: not sent
+
+
+def channel_of(last_interaction: datetime | None, now: datetime, template: bool) -> Channel:
+    if last_interaction is not None and now - last_interaction <= FREE_WINDOW:
+        return Channel.FREE
+    if last_interaction is not None and now - last_interaction <= CS_WINDOW:
+        return Channel.QUOTA
+    return Channel.TEMPLATE if template else Channel.NONE
 
 
 class Route(enum.StrEnum):

@@ -18,7 +18,8 @@ from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, audience_size, follower_query
 from marketing import campaigns
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, ZaloUser, utcnow
-from tichdiem.extensions import get_session, get_settings
+from tichdiem.extensions import get_session, get_settings, services
+from zalo.errors import ZaloError
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
 
@@ -41,9 +42,12 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 REASON_LABELS = {
     "not following the OA": "Khách đã bỏ quan tâm OA",
-    "outside the 7-day window and no template configured": "Quá 7 ngày không tương tác, chưa cấu hình mẫu ZBS",
+    "outside the 7-day window and no template configured": "Quá 7 ngày không tương tác, chưa đăng ký mẫu tin Zalo",
+    "no Zalo account and no template by phone": "Chưa có Zalo, chưa đăng ký mẫu tin để gửi qua số điện thoại",
     "broadcast cancelled": "Chiến dịch bị hủy",
-    "interrupted mid-send (worker died); not sent again": "Gián đoạn khi đang gửi; không gửi lại để tránh trùng",
+    "interrupted mid-send (the worker died or lost the database); not sent again": (
+        "Gián đoạn khi đang gửi (worker dừng hoặc mất kết nối CSDL); không gửi lại để tránh trùng"
+    ),
 }
 FINISHED = {OutboxStatus.SENT, OutboxStatus.SKIPPED, OutboxStatus.FAILED, OutboxStatus.UNKNOWN, OutboxStatus.CANCELLED}
 PREVIEW_SAMPLE = 5
@@ -200,17 +204,28 @@ def describe_segment(segment: Segment) -> str:
 
 
 def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]:
-    """How many receive it, a few names, and the message as the first of them gets it."""
+    """How many receive it and through which of Zalo's channels (with the cost and the OA's quota), a few
+    names, and the message as the first of them gets it."""
     db = get_session()
     size = audience_size(db, segment, now)
+    channels = {"forecast": campaigns.forecast(db, segment, now), **_quota()}
     if segment.followers:
         users = list(db.scalars(select(ZaloUser).where(ZaloUser.user_id.in_(follower_query().limit(PREVIEW_SAMPLE)))))
         names = [u.display_name or "Khách" for u in users]
         example = personalize(text, **follower_fields(users[0].display_name, shop)) if users else None
-        return {"size": size, "names": names, "example": example, "who": "người quan tâm OA"}
+        return {"size": size, "names": names, "example": example, "who": "người quan tâm OA", **channels}
     sample = list(db.scalars(select(Member).where(Member.id.in_(audience_query(segment, now).limit(PREVIEW_SAMPLE)))))
     example = personalize(text, **member_fields(db, sample[0], shop)) if sample else None
-    return {"size": size, "names": [m.name or "Khách" for m in sample], "example": example, "who": "thành viên"}
+    names = [m.name or "Khách" for m in sample]
+    return {"size": size, "names": names, "example": example, "who": "thành viên", **channels}
+
+
+def _quota() -> dict[str, Any]:
+    """The OA's consultation-message quota, read from Zalo now (the shape of Zalo's answer is uncertain)."""
+    try:
+        return {"quota": services().zalo.message_quota(), "quota_error": None}
+    except ZaloError as exc:
+        return {"quota": None, "quota_error": exc.message or str(exc.code)}
 
 
 def _created_message(broadcast: Broadcast, tz: Any) -> str:

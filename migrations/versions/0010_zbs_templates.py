@@ -1,4 +1,4 @@
-"""zbs templates
+"""zbs templates, phone-only outbox rows, a broadcast's pause reason
 
 Revision ID: 0010
 Revises: 0009
@@ -43,12 +43,18 @@ def upgrade() -> None:
                existing_type=sa.VARCHAR(length=32),
                nullable=True)
 
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('pause_reason', sa.Text(), nullable=True))
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # Template messages sent by phone have no Zalo user: kept, with an empty one, as the old schema needs one.
     op.execute("UPDATE outbox_messages SET zalo_user_id = '' WHERE zalo_user_id IS NULL")
+    with op.batch_alter_table('broadcasts', schema=None) as batch_op:
+        batch_op.drop_column('pause_reason')
+
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.alter_column('zalo_user_id',
                existing_type=sa.VARCHAR(length=32),
