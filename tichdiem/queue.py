@@ -89,14 +89,17 @@ def run_embedded_worker(services: Services, stop: threading.Event) -> None:
     scheduler = RQScheduler([queue], connection=queue.connection)
     worker = make_worker(services, simple=True)
     recurring = make_cron(queue)
-    while not stop.is_set():
-        if not scheduler.acquired_locks:
-            scheduler.acquire_locks()
-        scheduler.enqueue_scheduled_jobs()
-        recurring.enqueue_jobs()
-        if queue.count:
-            worker.work(burst=True, logging_level="WARNING")
-        stop.wait(EMBEDDED_POLL_SECONDS)
+    try:
+        while not stop.is_set():
+            if not scheduler.acquired_locks:
+                scheduler.acquire_locks()
+            scheduler.enqueue_scheduled_jobs()
+            recurring.enqueue_jobs()
+            if queue.count:
+                worker.work(burst=True, logging_level="WARNING")
+            stop.wait(EMBEDDED_POLL_SECONDS)
+    except StopRequested:  # SIGTERM between two bursts: RQ's handler, installed by the last one, raises it
+        return
 
 
 class RedisEmptied(RedisError):
