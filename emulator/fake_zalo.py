@@ -85,6 +85,29 @@ def send_template() -> Response:
     return _envelope({"message_id": secrets.token_hex(10)})
 
 
+@bp.post("/openapi/v2.0/oa/tag/tagfollower")
+@bp.post("/openapi/v2.0/oa/tag/rmfollowerfromtag")
+def tag_follower() -> Response:
+    """Tags are v2.0 only; tagfollower creates a tag that does not exist yet (reference §2.4)."""
+    refused = _guard()
+    if refused is not None:
+        return refused
+    body = request.get_json(silent=True) or {}
+    user_id, tag = str(body.get("user_id", "")), str(body.get("tag_name", "")).strip()
+    customer = state().customers.get(user_id)
+    if not tag:
+        return _envelope(error=-201, message="tag_name is required")
+    if customer is None or not customer.followed:
+        return _envelope(error=-213, message="User has not followed OA")
+    with state().lock:
+        tags = state().tags.setdefault(user_id, set())
+        if request.path.endswith("/tagfollower"):
+            tags.add(tag)
+        else:
+            tags.discard(tag)
+    return _envelope({})
+
+
 @bp.post("/openapi/v3.0/oa/quota/message")
 def message_quota() -> Response:
     """The OA's consultation-message quota as one asset of its package (Zalo's exact shape is UNCERTAIN)."""

@@ -78,6 +78,7 @@ class EmulatorState:
     # Consultation messages 48 h-7 d after a customer's last interaction draw on the OA package's quota.
     cs_quota_total: int = 2000
     cs_quota_used: int = 0
+    tags: dict[str, set[str]] = field(default_factory=dict)  # user_id -> the OA's tags on them
     templates: dict[str, ZbsTemplate] = field(default_factory=lambda: {t.template_id: t for t in DEMO_TEMPLATES})
     by_phone: dict[str, list[dict[str, Any]]] = field(
         default_factory=dict

@@ -67,6 +67,7 @@ class Automations:
     expiry_reminder_text: str = '{ten} ơi, {so_diem} điểm của bạn sẽ hết hạn ngày {ngay}. Nhắn "quà" để đổi ngay nhé!'
     tier_review_enabled: bool = True
     tier_review_day: int = 1  # day of the month
+    tier_tags_enabled: bool = False  # mirror each member's tier into an OA tag (jobs/tags.py)
 
     def validate(self) -> list[str]:
         problems = []

@@ -26,6 +26,7 @@ class Member(Model):
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)  # 84xxxxxxxxx
     birthday: Mapped[date | None]
     zalo_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    zalo_tag: Mapped[str | None] = mapped_column(String(64))  # the OA tag this app last gave them (jobs/tags.py)
     status: Mapped[str] = mapped_column(String(16), default=MemberStatus.ACTIVE)
     tier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tiers.id"), index=True)
     tier_since: Mapped[datetime | None]

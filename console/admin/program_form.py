@@ -24,7 +24,7 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "birthday_reward_id": ("Quà sinh nhật", 1, 10**12, True),
 }
 TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text")
-FLAGS = ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled")
+FLAGS = ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled", "tier_tags_enabled")
 
 
 def to_form(rules: ProgramRules) -> dict[str, Any]:
@@ -79,6 +79,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         tier_up_enabled=form.get("tier_up_enabled") == "on",
         expiry_enabled=form.get("expiry_enabled") == "on",
         tier_review_enabled=form.get("tier_review_enabled") == "on",
+        tier_tags_enabled=form.get("tier_tags_enabled") == "on",
         birthday_text=texts["birthday_text"],
         birthday_text_no_gift=texts["birthday_text_no_gift"],
         tier_up_text=texts["tier_up_text"],

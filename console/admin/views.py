@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from bot import history
-from console.admin.program_form import changes, from_form, to_form
+from console.admin.program_form import FLAGS, changes, from_form, to_form
 from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from console.auth import counter_actor, load_staff, login_required
 from console.counter.operations import audit
@@ -178,10 +178,7 @@ def program() -> str | Response:
         values = {
             **values,
             **request.form.to_dict(),
-            **{
-                f: request.form.get(f) == "on"
-                for f in ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled")
-            },
+            **{f: request.form.get(f) == "on" for f in FLAGS},
         }
         if rules is not None:
             by = counter_actor()

@@ -1,4 +1,4 @@
-"""zbs templates, phone-only outbox rows, a broadcast's pause reason
+"""zbs templates, phone-only outbox rows, a broadcast's pause reason, OA tags of members
 
 Revision ID: 0010
 Revises: 0009
@@ -46,6 +46,9 @@ def upgrade() -> None:
     with op.batch_alter_table('broadcasts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('pause_reason', sa.Text(), nullable=True))
 
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('zalo_tag', sa.String(length=64), nullable=True))
+
     # ### end Alembic commands ###
 
 
@@ -54,6 +57,8 @@ def downgrade() -> None:
     op.execute("UPDATE outbox_messages SET zalo_user_id = '' WHERE zalo_user_id IS NULL")
     with op.batch_alter_table('broadcasts', schema=None) as batch_op:
         batch_op.drop_column('pause_reason')
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_column('zalo_tag')
 
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.alter_column('zalo_user_id',
