@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -15,6 +17,7 @@ from emulator.state import EmulatorState, ZbsTemplate
 
 bp = Blueprint("fake_zalo", __name__, url_prefix="/_emulator")
 MAX_IMAGE = 1_000_000
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # Zalo's night rules are Vietnam's nights
 
 
 def state() -> EmulatorState:
@@ -61,8 +64,9 @@ def send_message() -> Response:
     if len(text) > 2000:
         return _envelope(error=-201, message="text is too long")
     entry = _describe(message)
-    state().say(user_id, {"from": "oa", **entry})
-    return _envelope({"message_id": secrets.token_hex(10), "user_id": user_id})
+    message_id = secrets.token_hex(10)
+    state().say(user_id, {"from": "oa", "msg_id": message_id, **entry})
+    return _envelope({"message_id": message_id, "user_id": user_id})
 
 
 @bp.post("/openapi/v3.0/oa/message/template")
@@ -81,8 +85,9 @@ def send_template() -> Response:
     assert template is not None
     if not template.by_uid:
         return _envelope(error=-249, message="This template does not support sending by user_id")
-    _deliver(user_id, template, body.get("template_data") or {})
-    return _envelope({"message_id": secrets.token_hex(10)})
+    message_id = secrets.token_hex(10)
+    _deliver(user_id, template, body.get("template_data") or {}, message_id)
+    return _envelope({"message_id": message_id})
 
 
 @bp.post("/openapi/v2.0/oa/tag/tagfollower")
@@ -142,15 +147,18 @@ def send_template_by_phone() -> Response:
     if problem is not None:
         return problem
     assert template is not None
+    if template.tag == "PROMOTION" and _vietnam_night():
+        return _envelope(error=-133, message="Promotion templates cannot be sent from 22:00 to 06:00")
     customer = state().customer_by_phone(phone)
+    message_id = secrets.token_hex(10)
     if customer is not None:
-        _deliver(customer.user_id, template, body.get("template_data") or {})
+        _deliver(customer.user_id, template, body.get("template_data") or {}, message_id)
     else:
         state().by_phone.setdefault(phone, []).append(
             {"template_id": template.template_id, **(body.get("template_data") or {})}
         )
     quota = {"dailyQuota": "500", "remainingQuota": "499"}
-    return _envelope({"msg_id": secrets.token_hex(10), "sent_time": str(int(time.time() * 1000)), "quota": quota})
+    return _envelope({"msg_id": message_id, "sent_time": str(int(time.time() * 1000)), "quota": quota})
 
 
 @bp.get("/business/template/info/v2")
@@ -177,6 +185,20 @@ def template_info() -> Response:
     )
 
 
+@bp.post("/openapi/v3.0/oa/message/transaction")
+@bp.post("/openapi/v3.0/oa/message/promotion")
+def stopped_uid_messages() -> Response:
+    """The UID transaction and promotion messages were stopped on 01/03/2026 (Zalo's doc banner, reference
+    §2.1); the exact error Zalo gives now is not documented (UNCERTAIN): the emulator refuses them as an API
+    the OA may not call. tichdiem never calls them."""
+    return _envelope(error=-212, message="This API has been discontinued since 01/03/2026; use ZBS Template Message")
+
+
+def _vietnam_night() -> bool:
+    hour = datetime.now(VIETNAM).hour
+    return hour >= 22 or hour < 6
+
+
 def _checked_template(body: dict[str, Any]) -> tuple[ZbsTemplate | None, Response | None]:
     """The template and its data as Zalo checks them: enabled, every required parameter, lengths, types."""
     template = state().templates.get(str(body.get("template_id", "")))
@@ -200,9 +222,9 @@ def _checked_template(body: dict[str, Any]) -> tuple[ZbsTemplate | None, Respons
     return template, None
 
 
-def _deliver(user_id: str, template: ZbsTemplate, data: dict[str, Any]) -> None:
+def _deliver(user_id: str, template: ZbsTemplate, data: dict[str, Any], message_id: str) -> None:
     text = f"[{template.name}] " + ", ".join(f"{k}: {v}" for k, v in data.items())
-    state().say(user_id, {"from": "oa", "kind": "template", "text": text})
+    state().say(user_id, {"from": "oa", "kind": "template", "text": text, "msg_id": message_id})
 
 
 @bp.post("/openapi/v2.0/oa/upload/image")

@@ -78,10 +78,13 @@ def api_add_customer() -> Response:
 
 @bp.post("/api/act")
 def api_act() -> tuple[Response, int]:
-    """follow | unfollow | text | share_info | chatnow, as the customer."""
+    """follow | unfollow | text | share_info | chatnow | seen, as the customer."""
     body = request.get_json(silent=True) or {}
     customer = state().customers.get(str(body.get("user_id", ""))) or abort(404)
     action = str(body.get("action", ""))
+    if action == "seen":
+        statuses = [_post_webhook(e) for e in _receipts(customer)]
+        return jsonify({"webhook_status": max(statuses, default=200)}), 200
     event = _event(action, customer, body)
     if event is None:
         return jsonify({"error": f"unknown action {action}"}), 400
@@ -186,6 +189,32 @@ def _event(action: str, customer: Any, body: dict[str, Any]) -> dict[str, Any] |
         emulator.touch(customer.user_id)
         return {**base, "oa_id": settings.zalo_oa_id, "user_id": customer.user_id, "event_name": "user_click_chatnow"}
     return None
+
+
+def _receipts(customer: Any) -> list[dict[str, Any]]:
+    """The customer's phone got and showed the OA's new messages: a `user_received_message` for each (msg_id)
+    and one `user_seen_message` for all (msg_ids, an array), with the OA as sender and the customer as
+    recipient, as chatwoot's Zalo channel reads Zalo's receipts (reference §8)."""
+    settings = current_app.extensions["tichdiem"].settings
+    emulator = state()
+    with emulator.lock:
+        fresh = [m for m in emulator.transcripts.get(customer.user_id, []) if m.get("msg_id") and not m.get("seen")]
+        for message in fresh:
+            message["seen"] = True
+    if not fresh:
+        return []
+    now = str(int(time.time() * 1000))
+    parties = {
+        "app_id": settings.zalo_app_id,
+        "sender": {"id": settings.zalo_oa_id},
+        "recipient": {"id": customer.user_id},
+    }
+    received = [
+        {**parties, "event_name": "user_received_message", "message": {"msg_id": m["msg_id"]}, "timestamp": now}
+        for m in fresh
+    ]
+    seen = {**parties, "event_name": "user_seen_message", "message": {"msg_ids": [m["msg_id"] for m in fresh]}}
+    return [*received, {**seen, "timestamp": now}]
 
 
 def _post_webhook(event: dict[str, Any]) -> int:

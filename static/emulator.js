@@ -65,6 +65,10 @@ async function refresh() {
   const who = data.customers.find(c => c.user_id === current);
   document.getElementById("who").textContent = who ? who.name + " — " + who.phone : "Chọn một khách";
   document.getElementById("refreshes").textContent = "Số lần làm mới token: " + data.refreshes;
+  if (data.messages.some(m => m.msg_id && !m.seen)) {
+    // The customer's phone shows the OA's new messages: Zalo sends the OA its delivery and seen receipts.
+    api("act", {user_id: current, action: "seen"});
+  }
   if (data.messages.length !== lastCount) {
     const box = document.getElementById("messages");
     box.innerHTML = "";

@@ -191,3 +191,18 @@ def test_user_detail_tells_who_follows_and_a_failed_fetch_is_not_repeated_per_me
             post_event(app.test_client(), text_event("trợ giúp", f"m-later-{n}"))
             run_jobs(app)
     assert len(zalo.calls_to(detail)) == 2  # the first, and one failed try: not one per message
+
+
+def test_the_emulator_sends_receipts_as_zalo_shapes_them(demo: Demo) -> None:
+    """The OA as sender, the customer as recipient: the app records delivered and seen on its own rows."""
+    from models import OutboxMessage, WebhookEvent
+
+    user = demo.customer(name="Khách Biên Nhận", phone="0900000002", birthday="")
+    demo.act(user, "follow")
+    demo.act(user, "seen")
+    with demo.app.extensions["tichdiem"].sessions() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.zalo_user_id == user)).all()
+        assert rows and all(r.delivered_at is not None and r.seen_at is not None for r in rows)
+        receipts = s.scalars(select(WebhookEvent).where(WebhookEvent.event_name.like("user_%_message"))).all()
+        assert {e.payload["sender"]["id"] for e in receipts} == {demo.app.extensions["tichdiem"].settings.zalo_oa_id}
+        assert s.scalars(select(ZaloUser).where(ZaloUser.user_id == "demo-oa")).all() == []  # never a user
