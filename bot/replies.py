@@ -22,8 +22,16 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     message: dict[str, Any] | None = field(default=None)
     card_member_id: int | None = None  # send this member's card (drawn and uploaded at send time)
+    # Not to the chat but to a phone, as the approved ZBS template of this purpose filled with these fields
+    # (a verification code must reach the phone's owner, not whoever typed the number).
+    to_phone: str | None = None
+    template_purpose: str = ""
+    template_fields: dict[str, str] = field(default_factory=dict)
 
     def to_outbox(self) -> list[dict[str, Any] | tuple[str, dict[str, Any]]]:
+        if self.to_phone is not None:
+            payload = {"text": self.text, "promotional": False, "buttons": [], "purpose": self.template_purpose}
+            return [("proactive", {**payload, "fields": self.template_fields, "phone": self.to_phone})]
         if self.card_member_id is not None:
             return [("member_card", {"member_id": self.card_member_id, "caption": self.text})]
         return list(self.to_messages())

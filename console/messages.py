@@ -49,6 +49,7 @@ PLACEHOLDER_LABELS = {
     "quyen_loi": "quyền lợi của hạng",
     "so_diem": "số điểm sắp hết hạn",
     "ngay": "ngày hết hạn",
+    "ma_xac_nhan": "mã xác nhận",
 }
 
 

@@ -44,7 +44,8 @@ def handle_event(event_id: int) -> str:
     context = current_services()
     refresh_profile_if_stale(context, event_id)
     outcome = process_event(context, event_id)
-    deliver_all(context.sessions, context.zalo, pending_ids_for_event(context.sessions, event_id), context.cards)
+    pending = pending_ids_for_event(context.sessions, event_id)
+    deliver_all(context.sessions, context.zalo, pending, context.cards, context.proactive)
     return outcome
 
 
@@ -69,13 +70,15 @@ def process_event(context: Services, event_id: int) -> str:
                 replies = []
             else:
                 replies = context.bot.handle(session, event, now)
-            if replies and event.user_id:
+            to_chat = [m for r in replies if r.to_phone is None for m in r.to_outbox()]
+            to_phones = [m for r in replies if r.to_phone is not None for m in r.to_outbox()]
+            if to_chat and event.user_id:
                 queue_messages(
-                    session,
-                    key=f"evt-{event_id}",
-                    user_id=event.user_id,
-                    messages=[m for r in replies for m in r.to_outbox()],
-                    event_id=event_id,
+                    session, key=f"evt-{event_id}", user_id=event.user_id, messages=to_chat, event_id=event_id
+                )
+            if to_phones:
+                queue_messages(
+                    session, key=f"evt-{event_id}-phone", user_id=None, messages=to_phones, event_id=event_id
                 )
             row.status = EventStatus.PROCESSED
             row.processed_at = now

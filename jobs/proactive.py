@@ -10,7 +10,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, ZaloTemplate, ZaloUser, utcnow
+from models import (
+    Broadcast,
+    BroadcastStatus,
+    OutboxMessage,
+    OutboxStatus,
+    ZaloTemplate,
+    ZaloUser,
+    usable_template,
+    utcnow,
+)
 from zalo.client import ZaloClient
 from zalo.errors import ZaloTemplateUidRefused
 from zalo.messages import Button, text_message
@@ -135,12 +144,12 @@ class ProactiveSender:
 
 
 def template_enabled(session: Session, purpose: str) -> bool:
-    return _template(session, purpose) is not None
+    return usable_template(session, purpose) is not None
 
 
 def _template(session: Session, purpose: str) -> Template | None:
-    """The shop's enabled template for this purpose (Zalo's status ENABLE), if any."""
-    row = session.scalar(select(ZaloTemplate).where(ZaloTemplate.purpose == purpose))
-    if row is None or row.status != "ENABLE" or not row.mapping:
+    """The shop's enabled, mapped template for this purpose (read in the claim's short session)."""
+    row = usable_template(session, purpose)
+    if row is None:
         return None
     return Template(row.id, row.template_id, list(row.params), dict(row.mapping), row.uid_refused)

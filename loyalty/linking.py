@@ -1,9 +1,11 @@
-"""Linking a chat user to a member the shop already has, only after proof at the counter.
+"""Linking a chat user to a member the shop already has, only after proof of the phone.
 
 A phone typed or shared in the chat is a claim, not a proof: anyone can type a neighbour's number. So a
 chat user who names the phone of a member without a Zalo account gets a pending request and a short code;
 a cashier who sees the person (and, if in doubt, calls the number) types that code on the member's page,
-and only then are the two linked. Until then the chat user sees nothing of the member.
+and only then are the two linked. When the shop has an approved "link_code" ZBS template, the code goes to
+that phone's Zalo instead of the chat, and typing it back in the chat proves the number (no counter visit).
+Until then the chat user sees nothing of the member.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from loyalty.errors import LinkRefused
 from loyalty.locks import lock_member
 from loyalty.members import find_by_zalo_user
-from models import LinkRequest, LinkStatus
+from models import LinkRequest, LinkStatus, Member
 
 LINK_TTL = timedelta(days=7)
 LINK_CODE_DIGITS = 6
@@ -82,6 +84,29 @@ def confirm_link(session: Session, *, member_id: int, code: str, by: str, now: d
     if match is None:
         _count_wrong_code(session, requests, now)
         raise LinkRefused("wrong_code")
+    return _link(session, member, match, requests, by, now)
+
+
+def confirm_link_from_chat(session: Session, *, zalo_user_id: str, code: str, now: datetime) -> LinkRequest:
+    """The chat user types the code that went to the member's phone (a ZBS template): whoever reads that
+    phone's Zalo owns the number. Only their own request's code counts, and only if it was never shown in
+    the chat; wrong codes count toward the same limit as at the counter."""
+    request = pending_request(session, zalo_user_id, now)
+    if request is None or not request.by_phone:
+        raise LinkRefused("no_request")
+    member = lock_member(session, request.member_id, allow_blocked=True)
+    if member.zalo_user_id:
+        raise LinkRefused("taken")
+    typed = "".join(ch for ch in code if ch.isdigit())
+    if not hmac.compare_digest(request.code, typed):
+        _count_wrong_code(session, [request], now)
+        raise LinkRefused("wrong_code")
+    return _link(session, member, request, requests_for_member(session, member.id, now), f"chat:{zalo_user_id}", now)
+
+
+def _link(
+    session: Session, member: Member, match: LinkRequest, requests: list[LinkRequest], by: str, now: datetime
+) -> LinkRequest:
     if find_by_zalo_user(session, match.zalo_user_id) is not None:
         match.status, match.resolved_at, match.resolved_by = LinkStatus.CANCELLED, now, by
         raise LinkRefused("taken")  # that Zalo account became a member some other way meanwhile

@@ -21,6 +21,7 @@ MEMBER = frozenset({"ten", "diem", "hang", "shop"})
 ALLOWED = {
     "broadcast": MEMBER,
     "broadcast_followers": frozenset({"ten", "shop"}),  # followers who are not members have no points or tier
+    "link_code": frozenset({"ma_xac_nhan", "ten", "shop"}),  # the phone-verification code (ZBS template only)
     "birthday_text": MEMBER | {"qua", "ma", "han"},
     "birthday_text_no_gift": MEMBER,
     "tier_up_text": MEMBER | {"quyen_loi"},

@@ -31,6 +31,7 @@ from models.zalo import (
     SyncStatus,
     ZaloTemplate,
     ZaloUser,
+    usable_template,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "FollowerSync",
     "SyncStatus",
     "ZaloTemplate",
+    "usable_template",
     "MediaUpload",
     "LinkRequest",
     "LinkStatus",

@@ -6,8 +6,8 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import BigId, Model, utcnow
 
@@ -70,6 +70,9 @@ class LinkRequest(Model):
     zalo_user_id: Mapped[str] = mapped_column(String(32), index=True)
     member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"), index=True)
     code: Mapped[str] = mapped_column(String(12))  # shown in the chat, typed by the cashier
+    # The code went to the member's phone as a ZBS template instead: never shown in the chat, and the chat
+    # user may type it there (whoever reads that phone's Zalo owns the number).
+    by_phone: Mapped[bool] = mapped_column(default=False, server_default="0")
     name: Mapped[str] = mapped_column(String(200), default="")  # what the chat user gave; never overwrites
     birthday: Mapped[date | None]  # fills the member's birthday at linking only if the shop had none
     status: Mapped[str] = mapped_column(String(16), default=LinkStatus.PENDING)
@@ -151,3 +154,9 @@ class ZaloTemplate(Model):
     uid_refused: Mapped[bool] = mapped_column(default=False)  # -249 seen: by phone only from then on
     fetched_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def usable_template(session: Session, purpose: str) -> ZaloTemplate | None:
+    """The shop's template for this purpose if Zalo has it enabled and its parameters are mapped."""
+    row = session.scalar(select(ZaloTemplate).where(ZaloTemplate.purpose == purpose))
+    return row if row is not None and row.status == "ENABLE" and row.mapping else None

@@ -733,3 +733,95 @@ def test_counter_page_duplicate_bill_asks_to_confirm(app: Flask, session: Sessio
 def test_odd_console_input_is_a_clear_answer(app: Flask, shop, path: str) -> None:
     response = login(app, "chu").get(path)
     assert response.status_code in (200, 302, 400, 404), (path, response.status_code)
+
+
+# --- with an approved template, the code goes to the phone's Zalo: typing it back proves the number ---------
+
+ZBS_BY_PHONE = "https://business.openapi.zalo.me/message/template"
+
+
+@pytest.fixture
+def link_template(session: Session) -> None:
+    from models import ZaloTemplate
+
+    params = [{"name": "otp", "require": True, "type": "STRING", "maxLength": 10, "acceptNull": False}]
+    session.add(
+        ZaloTemplate(
+            purpose="link_code", template_id="otp123", status="ENABLE", params=params, mapping={"otp": "ma_xac_nhan"}
+        )
+    )
+    session.commit()
+
+
+def _code_sent(zalo: ZaloFake) -> tuple[str, str]:
+    import json
+
+    (call,) = zalo.calls_to(ZBS_BY_PHONE)
+    body = json.loads(call.request.body)
+    return body["phone"], body["template_data"]["otp"]
+
+
+def test_the_code_goes_to_the_members_phone_and_typing_it_links(
+    app: Flask, zalo: ZaloFake, session: Session, imported: Member, link_template: None
+) -> None:
+    import responses
+
+    zalo.mock.add(responses.POST, ZBS_BY_PHONE, json={"error": 0, "message": "Success", "data": {"msg_id": "z1"}})
+    chat = Chat(app, zalo)
+    chat.follow()
+    (answer,) = chat.share_info(name="Hà", phone="84987654321")
+    phone, code = _code_sent(zalo)
+    assert phone == "84987654321" and len(code) == 6
+    assert code not in answer["text"] and "đã gửi mã xác nhận 6 số qua Zalo tới chính số 0987 654 321" in answer["text"]
+    (again,) = chat.say("điểm")  # how to finish, still without the code
+    assert code not in again["text"] and len(zalo.calls_to(ZBS_BY_PHONE)) == 1  # sent once per request
+    wrong = "000000" if code != "000000" else "111111"
+    (refused,) = chat.say(wrong)
+    assert refused["text"].startswith("Mã xác nhận chưa đúng.")
+    assert _member_or_none(session) is None
+    linked, card = chat.say(code[:3] + " " + code[3:])
+    assert linked["text"].startswith("Chào Chị Hà! Đã xác nhận số điện thoại") and "120 điểm" in linked["text"]
+    assert card["attachment"]["payload"]["template_type"] == "media"
+    session.expire_all()
+    assert session.get(Member, imported.id).zalo_user_id == USER
+
+
+def test_someone_else_typing_the_code_of_a_request_they_do_not_own_gets_nothing(
+    app: Flask, zalo: ZaloFake, session: Session, imported: Member, link_template: None
+) -> None:
+    """A stranger claims the same phone: each request has its own code, and only one's own code links."""
+    import responses
+
+    zalo.mock.add(responses.POST, ZBS_BY_PHONE, json={"error": 0, "message": "Success", "data": {"msg_id": "z1"}})
+    owner, stranger = Chat(app, zalo), Chat(app, zalo, user_id="7777777777777777777")
+    owner.share_info(name="Hà", phone="84987654321")
+    _, owners_code = _code_sent(zalo)
+    stranger.share_info(name="Lạ", phone="84987654321")
+    assert len(zalo.calls_to(ZBS_BY_PHONE)) == 2
+    (refused,) = stranger.say(owners_code)  # read over the owner's shoulder: not the stranger's request
+    assert refused["text"].startswith("Mã xác nhận chưa đúng.")
+    session.expire_all()
+    assert session.get(Member, imported.id).zalo_user_id is None
+
+
+def test_five_wrong_codes_in_the_chat_cancel_the_request(
+    app: Flask, zalo: ZaloFake, session: Session, imported: Member, link_template: None
+) -> None:
+    import responses
+
+    zalo.mock.add(responses.POST, ZBS_BY_PHONE, json={"error": 0, "message": "Success", "data": {"msg_id": "z1"}})
+    chat = Chat(app, zalo)
+    chat.share_info(name="Hà", phone="84987654321")
+    _, code = _code_sent(zalo)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        chat.say(wrong)
+    after = chat.say(code)  # too late: the request was cancelled
+    assert not any("Đã xác nhận số điện thoại" in m.get("text", "") for m in after)
+    session.expire_all()
+    assert session.get(Member, imported.id).zalo_user_id is None
+
+
+def _member_or_none(session: Session) -> Member | None:
+    session.expire_all()
+    return session.scalars(select(Member).where(Member.zalo_user_id == USER)).one_or_none()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot import buttons
 from bot.handlers.claims import try_claim
 from bot.handlers.codes import looks_like_referral_code, on_referral_code
-from bot.handlers.membership import info_request, should_request_info
+from bot.handlers.membership import info_request, should_request_info, try_link_code
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
 from zalo.events import ClickChatNow, Unfollow, UserMessage
@@ -34,6 +34,9 @@ def on_help(ctx: Context) -> list[Reply]:
 
 
 def on_unknown_text(ctx: Context) -> list[Reply]:
+    linked = try_link_code(ctx)  # six digits a not-yet-member got on the phone they claimed
+    if linked is not None:
+        return linked
     # "#ABC234" is an explicit code (a wrong one counts toward the lock-out); a bare word only if it exists.
     claimed = try_claim(ctx, ctx.text, explicit=ctx.text.strip().startswith("#"))
     if claimed is not None:

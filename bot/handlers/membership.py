@@ -10,12 +10,12 @@ from bot.replies import Reply, render, reply
 from bot.router import Bot, Context, Handler
 from loyalty import format as fmt
 from loyalty.cards import rotate_card
-from loyalty.errors import PhoneNeedsProof, PhoneTaken, ReferralRefused
-from loyalty.linking import cancel_requests, pending_request, request_link
+from loyalty.errors import LinkRefused, PhoneNeedsProof, PhoneTaken, ReferralRefused
+from loyalty.linking import LINK_CODE_DIGITS, cancel_requests, confirm_link_from_chat, pending_request, request_link
 from loyalty.members import register_zalo_user
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.referrals import link_referral
-from models import LinkRequest, Member, MemberStatus, Tier
+from models import LinkRequest, Member, MemberStatus, Tier, usable_template
 from zalo.events import Follow, SubmitInfo
 from zalo.messages import request_user_info_message
 
@@ -60,14 +60,60 @@ def unregistered(ctx: Context) -> list[Reply]:
 
 
 def link_pending_reply(ctx: Context, request: LinkRequest) -> Reply:
+    """How to finish linking. A code that went to the member's phone is never shown here: that is the proof."""
     member = ctx.session.get(Member, request.member_id)
-    return reply(
-        "link_pending",
-        phone=display_phone(member.phone or "") if member else "",
-        shop_name=ctx.config.shop_name,
-        code=request.code,
-        expires=fmt.day(request.expires_at, ctx.config.tz),
+    phone = display_phone(member.phone or "") if member else ""
+    expires = fmt.day(request.expires_at, ctx.config.tz)
+    if request.by_phone:
+        return reply("link_code_sent", phone=phone, shop_name=ctx.config.shop_name, expires=expires)
+    return reply("link_pending", phone=phone, shop_name=ctx.config.shop_name, code=request.code, expires=expires)
+
+
+def _link_replies(ctx: Context, request: LinkRequest) -> list[Reply]:
+    """The chat's answer to a claimed phone, and the code to that phone's Zalo when the shop has an approved
+    template for it (sent once per request: each costs the shop a template message)."""
+    member = ctx.session.get(Member, request.member_id)
+    if member is None or not member.phone or usable_template(ctx.session, "link_code") is None:
+        return [link_pending_reply(ctx, request)]
+    if request.by_phone:
+        return [link_pending_reply(ctx, request)]
+    request.by_phone = True
+    shop = ctx.config.shop_name
+    code = Reply(
+        text=render("link_code_phone", shop_name=shop, code=request.code),
+        to_phone=member.phone,
+        template_purpose="link_code",
+        template_fields={"ma_xac_nhan": request.code, "ten": member.name or "", "shop": shop},
     )
+    return [link_pending_reply(ctx, request), code]
+
+
+def try_link_code(ctx: Context) -> list[Reply] | None:
+    """Six digits from a chat user whose code went to the member's phone: link, or say it was wrong."""
+    digits = "".join(ctx.text.split())
+    if ctx.member is not None or ctx.user is None or not (digits.isdigit() and len(digits) == LINK_CODE_DIGITS):
+        return None
+    request = pending_request(ctx.session, ctx.user.user_id, ctx.now)
+    if request is None or not request.by_phone:
+        return None
+    member = ctx.session.get(Member, request.member_id)
+    try:
+        confirm_link_from_chat(ctx.session, zalo_user_id=ctx.user.user_id, code=digits, now=ctx.now)
+    except LinkRefused as refused:
+        if refused.reason == "wrong_code":
+            phone = display_phone(member.phone or "") if member else ""
+            return [reply("link_code_wrong", shop_name=ctx.config.shop_name, phone=phone)]
+        return unregistered(ctx)
+    ctx.forget_member()
+    assert member is not None
+    linked = reply(
+        "linked_in_chat",
+        name=member.name or "bạn",
+        shop_name=ctx.config.shop_name,
+        points=fmt.points(member.points_balance),
+        tier=tier_name(ctx, member),
+    )
+    return [linked, card_reply(ctx, member)]
 
 
 def info_request(ctx: Context) -> Reply:
@@ -146,7 +192,7 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
         request = request_link(
             ctx.session, zalo_user_id=user_id, member_id=member_id, name=name, birthday=birthday, now=ctx.now
         )
-        return [link_pending_reply(ctx, request)]
+        return _link_replies(ctx, request)
     ctx.forget_member()
     member = registration.member
     cancel_requests(ctx.session, ctx.user.user_id, ctx.now)

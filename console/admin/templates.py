@@ -29,6 +29,7 @@ PURPOSES: dict[str, tuple[str, frozenset[str]]] = {
     "expiry": ("Nhắc điểm sắp hết hạn", placeholders.ALLOWED["expiry_reminder_text"]),
     "tier_up": ("Chúc mừng lên hạng", placeholders.ALLOWED["tier_up_text"]),
     "broadcast": ("Chiến dịch gửi thành viên", placeholders.ALLOWED["broadcast"]),
+    "link_code": ("Mã xác nhận số điện thoại (khách tự liên kết thẻ cũ)", placeholders.ALLOWED["link_code"]),
 }
 MAX_TEMPLATE_ID = 32
 
@@ -121,6 +122,7 @@ def guess_mapping(params: list[dict[str, Any]], allowed: frozenset[str]) -> dict
         "ten": ("name", "ten", "khach"),
         "diem": ("point", "diem"),
         "hang": ("tier", "rank", "hang", "level"),
+        "ma_xac_nhan": ("otp", "verify", "xac_nhan", "code"),
         "ma": ("code", "voucher", "ma_"),
         "qua": ("gift", "reward", "qua"),
         "han": ("expire", "expiry", "han", "date"),

@@ -49,6 +49,9 @@ def upgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.add_column(sa.Column('zalo_tag', sa.String(length=64), nullable=True))
 
+    with op.batch_alter_table('link_requests', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('by_phone', sa.Boolean(), server_default='0', nullable=False))
+
     # ### end Alembic commands ###
 
 
@@ -59,6 +62,8 @@ def downgrade() -> None:
         batch_op.drop_column('pause_reason')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_column('zalo_tag')
+    with op.batch_alter_table('link_requests', schema=None) as batch_op:
+        batch_op.drop_column('by_phone')
 
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.alter_column('zalo_user_id',
