@@ -32,6 +32,10 @@ def envelope(code: int, message: str = "x") -> dict:
         (-213, errors.ZaloUserUnreachable, False),
         (-100, errors.ZaloAttachmentExpired, False),
         (-201, errors.ZaloError, False),
+        (-211, errors.ZaloOutOfQuota, True),
+        (-249, errors.ZaloTemplateUidRefused, False),
+        (-1121, errors.ZaloTemplateRefused, False),
+        (-133, errors.ZaloNightBan, True),
     ],
 )
 def test_error_envelope_maps_to_typed_errors(
@@ -155,3 +159,62 @@ def test_user_detail_sends_data_param(services: Services, zalo: ZaloFake) -> Non
     (call,) = zalo.calls_to("https://openapi.zalo.me/v3.0/oa/user/detail")
     assert parse_qs(call.request.url.split("?", 1)[1]) == {"data": ['{"user_id": "u1"}']}
     assert call.request.headers["access_token"] == "AT-initial"
+
+
+# --- the calls of issue 21, against answers in the shapes their sources show (tests/fixtures/zalo/README.md) ---
+
+
+def api_fixture(name: str) -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "fixtures" / "zalo" / "api" / f"{name}.json").read_text())
+
+
+def test_user_detail_reads_a_real_answer(services: Services, zalo: ZaloFake) -> None:
+    zalo.mock.upsert(responses.GET, "https://openapi.zalo.me/v3.0/oa/user/detail", json=api_fixture("user_detail"))
+    data = services.zalo.user_detail("8958041078911298472")
+    assert data["display_name"] == "Trong Giap" and data["user_is_follower"] is False
+
+
+def test_followers_page_through_getlist(services: Services, zalo: ZaloFake) -> None:
+    url = "https://openapi.zalo.me/v3.0/oa/user/getlist"
+    zalo.mock.add(responses.GET, url, json=api_fixture("user_getlist"))
+    assert services.zalo.followers(0) == (3, ["8958041078911298472", "6116385347651372339"])
+    (call,) = zalo.calls_to(url)
+    assert parse_qs(call.request.url.split("?", 1)[1]) == {"data": ['{"offset": 0, "count": 50, "is_follower": true}']}
+
+
+def test_template_info_and_a_send_by_phone(services: Services, zalo: ZaloFake) -> None:
+    import json
+
+    zns = "https://business.openapi.zalo.me"
+    zalo.mock.add(responses.GET, f"{zns}/template/info/v2", json=api_fixture("template_info_v2"))
+    zalo.mock.add(responses.POST, f"{zns}/message/template", json=api_fixture("zbs_send_by_phone"))
+    info = services.zalo.template_info("7895417a7d3f9461cd2e")
+    assert info["status"] == "ENABLE" and [p["name"] for p in info["listParams"]][0] == "customer_name"
+    sent = services.zalo.send_template_by_phone(
+        "84987654321", "7895417a7d3f9461cd2e", {"customer_name": "Hà"}, "k" * 60
+    )
+    assert sent == "a4b8b4e2d1e4c1f09a7e"
+    info_call, send_call = zalo.calls_to(f"{zns}/template/info/v2")[0], zalo.calls_to(f"{zns}/message/template")[0]
+    assert info_call.request.headers["access_token"] == send_call.request.headers["access_token"] == "AT-initial"
+    assert json.loads(send_call.request.body)["tracking_id"] == "k" * 48  # Zalo takes at most 48
+
+
+def test_business_api_token_error_refreshes_once(services: Services, zalo: ZaloFake) -> None:
+    zns = "https://business.openapi.zalo.me/message/template"
+    zalo.mock.add(responses.POST, zns, json={"error": -124, "message": "Access token is invalid"})
+    zalo.mock.add(responses.POST, zns, json=api_fixture("zbs_send_by_phone"))
+    zalo.accept_refresh("AT-2", "RT-2")
+    assert services.zalo.send_template_by_phone("84987654321", "t", {}, "k") == "a4b8b4e2d1e4c1f09a7e"
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_the_quota_is_read_as_a_list_of_assets_or_one_object(services: Services, zalo: ZaloFake, shape: str) -> None:
+    answer = api_fixture("quota_message")
+    if shape == "object":
+        answer["data"] = answer["data"][0]
+    zalo.mock.add(responses.POST, "https://openapi.zalo.me/v3.0/oa/quota/message", json=answer)
+    quota = services.zalo.message_quota()
+    assert quota is not None and (quota.remain, quota.total) == (1873, 2000)
