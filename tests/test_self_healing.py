@@ -397,3 +397,32 @@ def test_health_is_not_fooled_by_a_connection_the_database_dropped(app: Flask, s
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     body = client.get("/healthz", headers=HEALTH).json
     assert body["status"] == "ok", body
+
+
+def slow_job() -> str:
+    time.sleep(1)
+    return "done"
+
+
+def test_the_embedded_worker_stops_after_the_job_a_sigterm_interrupted(app: Flask) -> None:
+    """SIGTERM during a job: RQ finishes it and stops its worker; the embedded loop must stop too, not spin on
+    a worker that will not take jobs any more (`tichdiem run` hung on SIGTERM)."""
+    import threading
+
+    from tichdiem.queue import run_embedded_worker
+
+    services = app.extensions["tichdiem"]
+    services.queue.enqueue(slow_job)
+    services.queue.enqueue(slow_job)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    stop = threading.Event()
+    threading.Timer(10, stop.set).start()  # the old behaviour: only this would end it
+    started = time.monotonic()
+    try:
+        run_embedded_worker(services, stop)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert not stop.is_set() and time.monotonic() - started < 5
+    stop.set()

@@ -97,6 +97,8 @@ def run_embedded_worker(services: Services, stop: threading.Event) -> None:
             recurring.enqueue_jobs()
             if queue.count:
                 worker.work(burst=True, logging_level="WARNING")
+                if _stop_requested(worker):  # SIGTERM during a job: RQ finished it and stopped; so do we
+                    return
             stop.wait(EMBEDDED_POLL_SECONDS)
     except StopRequested:  # SIGTERM between two bursts: RQ's handler, installed by the last one, raises it
         return
