@@ -371,3 +371,13 @@ def test_the_emulator_counts_consultation_messages_against_the_quota(demo: Demo)
 
     with pytest.raises(ZaloOutOfQuota):
         client.send_message(user, text_message("hai"))
+
+
+def test_the_report_words_zalos_template_errors_in_vietnamese() -> None:
+    from console.broadcasts.views import reason_label
+
+    assert reason_label("Zalo error -1121: Parameter length exceeds") == (
+        "Giá trị tham số dài hơn mẫu tin cho phép (Zalo -1121)"
+    )
+    assert reason_label("not following the OA") == "Khách đã bỏ quan tâm OA"
+    assert reason_label("mẫu tin x: tham số a bắt buộc") == "mẫu tin x: tham số a bắt buộc"  # ours, already Vietnamese

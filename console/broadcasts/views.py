@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -49,6 +50,30 @@ REASON_LABELS = {
         "Gián đoạn khi đang gửi (worker dừng hoặc mất kết nối CSDL); không gửi lại để tránh trùng"
     ),
 }
+# Zalo's codes on the template and quota paths (reference §2.6, §4), for the report.
+ZALO_ERROR_LABELS = {
+    -108: "Số điện thoại không hợp lệ với Zalo",
+    -114: "Khách không nhận được tin mẫu (chưa dùng Zalo hoặc đã chặn)",
+    -115: "Hết hạn mức hoặc hết tiền trong tài khoản Zalo Cloud",
+    -133: "Mẫu tin khuyến mãi không được gửi 22:00–06:00",
+    -211: "OA hết hạn mức tin",
+    -213: "Khách chưa quan tâm OA",
+    -249: "Mẫu tin không gửi được qua Zalo ID",
+    -1121: "Giá trị tham số dài hơn mẫu tin cho phép",
+}
+_ZALO_CODE = re.compile(r"Zalo error (-?\d+)")
+
+
+def reason_label(reason: str) -> str:
+    """The report's words for why a row was not sent: ours, or Zalo's code in Vietnamese with its message."""
+    if reason in REASON_LABELS:
+        return REASON_LABELS[reason]
+    found = _ZALO_CODE.search(reason)
+    if found and int(found[1]) in ZALO_ERROR_LABELS:
+        return f"{ZALO_ERROR_LABELS[int(found[1])]} (Zalo {found[1]})"
+    return reason
+
+
 FINISHED = {OutboxStatus.SENT, OutboxStatus.SKIPPED, OutboxStatus.FAILED, OutboxStatus.UNKNOWN, OutboxStatus.CANCELLED}
 PREVIEW_SAMPLE = 5
 
@@ -174,7 +199,7 @@ def progress_view(broadcast_id: int) -> dict[str, Any]:
         "finished": finished,
         "percent": 100 if status == BroadcastStatus.DONE else (100 * finished // total if total else 0),
         "counts": [{"key": k, "label": OUTCOME_LABELS.get(k, k), "n": n} for k, n in sorted(counts.items())],
-        "reasons": [{"label": REASON_LABELS.get(k, k), "n": n} for k, n in report["reasons"].items()],
+        "reasons": [{"label": reason_label(k), "n": n} for k, n in report["reasons"].items()],
         "live": status in (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING),
     }
 
