@@ -7,12 +7,13 @@ from bot.router import Bot, BotConfig
 
 def build_bot(config: BotConfig | None = None) -> Bot:
     """Commands are matched in registration order, so the more specific ones ("đổi thẻ") come first."""
-    from bot.handlers import account, basics, codes, membership
+    from bot.handlers import account, basics, codes, membership, privacy
 
     bot = Bot(config)
     membership.register(bot)
     codes.register(bot)
     account.register(bot)
+    privacy.register(bot)
     basics.register(bot)
     return bot
 

@@ -33,6 +33,7 @@ class BotConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     oa_id: str = ""
     logo_url: str = ""
+    privacy_url: str = ""  # the shop's privacy notice (PUBLIC_URL/privacy)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -100,6 +101,7 @@ class Bot:
         self._steps: dict[str, StepHandler] = {}
         self._commands: list[Command] = []
         self._default_text: Handler = lambda ctx: []
+        self._after: list[Callable[[Context, list[Reply]], list[Reply]]] = []
 
     def on_event(self, event_type: type[ZaloEvent]) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -126,6 +128,10 @@ class Bot:
 
         return register
 
+    def after_reply(self, hook: Callable[[Context, list[Reply]], list[Reply]]) -> None:
+        """`hook(ctx, replies)` may add to every answer (the one-time consent question)."""
+        self._after.append(hook)
+
     def default_text(self, handler: Handler) -> Handler:
         self._default_text = handler
         return handler
@@ -137,6 +143,12 @@ class Bot:
             return []
         user = touch_user(session, event, now)
         ctx = Context(session=session, event=event, user=user, now=now, config=self.config)
+        replies = self._route(ctx, event)
+        for hook in self._after:
+            replies = hook(ctx, replies)
+        return replies
+
+    def _route(self, ctx: Context, event: ZaloEvent) -> list[Reply]:
         if isinstance(event, TextMessage):
             return self._route_text(ctx)
         for event_type in type(event).__mro__:

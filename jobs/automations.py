@@ -17,6 +17,7 @@ from jobs.proactive import proactive_payload, template_enabled
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
 from loyalty.codes import pretty_voucher_code
+from loyalty.consent import may_receive_offers
 from loyalty.placeholders import member_fields, personalize
 from loyalty.program import ProgramRules, load_rules
 from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
@@ -85,6 +86,7 @@ def _birthday_query(today: date, mode: str, by_phone: bool) -> Any:
     )
     stmt = select(Member.id).where(
         Member.status == MemberStatus.ACTIVE,
+        may_receive_offers(),  # a birthday offer is marketing: only to members who agreed
         reachable,
         Member.birthday.is_not(None),
         extract("month", Member.birthday) == today.month,

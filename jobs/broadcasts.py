@@ -23,7 +23,7 @@ from jobs.deferred import enqueue_after_commit
 from jobs.outbox import deliver_one, mark_interrupted
 from jobs.proactive import proactive_payload
 from loyalty.placeholders import follower_fields, member_fields, personalize
-from loyalty.segments import Segment, audience_query, follower_query
+from loyalty.segments import Segment, audience_query, follower_query, left_out_without_consent
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, utcnow
 from zalo.errors import ZaloError, ZaloOutOfQuota
 from zalo.policy import is_night, next_morning
@@ -72,6 +72,7 @@ def fan_out(broadcast_id: int) -> int:
         segment = Segment.from_dict(broadcast.segment)
         query = follower_query() if segment.followers else audience_query(segment, now)
         recipients = list(session.scalars(query))  # member ids, or Zalo user ids for the follower audience
+        left_out = left_out_without_consent(session, segment, now)
     rows_for = _follower_rows if segment.followers else _member_rows
     for start in range(0, len(recipients), FANOUT_CHUNK):
         with context.sessions() as session:
@@ -84,7 +85,7 @@ def fan_out(broadcast_id: int) -> int:
         session.execute(
             update(Broadcast)
             .where(Broadcast.id == broadcast_id)
-            .values(audience=len(recipients), fanned_out_at=utcnow())
+            .values(audience=len(recipients), left_out_no_consent=left_out, fanned_out_at=utcnow())
         )
         senders_after_commit(session, broadcast_id)
         session.commit()

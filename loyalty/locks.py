@@ -13,6 +13,6 @@ def lock_member(session: Session, member_id: int, *, allow_blocked: bool = False
     member = lock_row(session, Member, member_id)
     if member is None:
         raise MemberNotFound(str(member_id))
-    if member.status == MemberStatus.BLOCKED and not allow_blocked:
-        raise MemberBlocked(str(member_id))
+    if member.status in (MemberStatus.BLOCKED, MemberStatus.ERASED) and not allow_blocked:
+        raise MemberBlocked(str(member_id))  # an erased member earns and spends no more, like a blocked one
     return member

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.codes import REFERRAL_CODE_LENGTH, normalize_code, random_code
-from loyalty.errors import PhoneNeedsProof, PhoneTaken
+from loyalty.errors import MemberBlocked, PhoneNeedsProof, PhoneTaken
 from loyalty.locks import lock_member
 from loyalty.tiers import lowest_tier
 from models import Member, MemberStatus
@@ -68,6 +68,8 @@ def find_by_code(session: Session, code: str) -> Member | None:
 
 def set_blocked(session: Session, member_id: int, blocked: bool) -> Member:
     member = lock_member(session, member_id, allow_blocked=True)
+    if member.status == MemberStatus.ERASED:
+        raise MemberBlocked(str(member_id))  # erased at the customer's request: never active again
     member.status = MemberStatus.BLOCKED if blocked else MemberStatus.ACTIVE
     return member
 

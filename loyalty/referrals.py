@@ -12,7 +12,7 @@ from loyalty.errors import ReferralRefused
 from loyalty.locks import lock_member
 from loyalty.members import find_by_code
 from loyalty.program import ProgramRules
-from models import EntryKind, LedgerEntry, Member
+from models import EntryKind, LedgerEntry, Member, MemberStatus
 
 MAX_CHAIN = 1000  # a referral chain longer than this is corrupt data, not a family tree
 
@@ -47,6 +47,8 @@ def award_referral_bonus(
     if points <= 0:
         return None
     referrer = lock_member(session, referee.referred_by_id, allow_blocked=True)
+    if referrer.status == MemberStatus.ERASED:
+        return None
     posting = ledger.Posting(
         kind=EntryKind.REFERRAL_BONUS,
         points=points,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, extract, func, or_, select
 from sqlalchemy.orm import Session
 
+from loyalty.consent import may_receive_offers
 from loyalty.errors import InvalidSettings
 from models import Member, MemberStatus, ZaloUser
 
@@ -64,13 +65,16 @@ class Segment:
         return segment
 
 
-def audience_query(segment: Segment, now: datetime) -> Select[Any]:
-    """Member ids in the segment who can be messaged on Zalo (linked, following, not blocked)."""
+def audience_query(segment: Segment, now: datetime, *, consented: bool = True) -> Select[Any]:
+    """Member ids in the segment who can be messaged on Zalo (linked, following, not blocked) and agreed to
+    offers (`consented=False`: whether they agreed or not, to count who was left out)."""
     stmt = (
         select(Member.id)
         .join(ZaloUser, ZaloUser.user_id == Member.zalo_user_id)
         .where(Member.status == MemberStatus.ACTIVE, ZaloUser.is_follower.is_(True))
     )
+    if consented:
+        stmt = stmt.where(may_receive_offers())
     if segment.member_ids:
         stmt = stmt.where(Member.id.in_(segment.member_ids))
     if segment.tier_ids:
@@ -102,14 +106,25 @@ def active_since(since: datetime) -> Any:
     return or_(earned, chatted)
 
 
-def follower_query() -> Select[Any]:
-    """Zalo user ids of everyone following the OA, members or not, except members the shop blocked."""
-    blocked = (
-        select(Member.id).where(Member.zalo_user_id == ZaloUser.user_id, Member.status != MemberStatus.ACTIVE).exists()
-    )
-    return select(ZaloUser.user_id).where(ZaloUser.is_follower.is_(True), ~blocked).order_by(ZaloUser.id)
+def follower_query(*, consented: bool = True) -> Select[Any]:
+    """Zalo user ids of everyone following the OA, members or not, except members the shop blocked and (with
+    `consented`) members who did not agree to offers. Followers who are not members are invited: following
+    the OA is their own choice to hear from it, and we hold nothing else of theirs."""
+    left_out = Member.status != MemberStatus.ACTIVE
+    if consented:
+        left_out = or_(left_out, ~may_receive_offers())
+    excluded = select(Member.id).where(Member.zalo_user_id == ZaloUser.user_id, left_out).exists()
+    return select(ZaloUser.user_id).where(ZaloUser.is_follower.is_(True), ~excluded).order_by(ZaloUser.id)
 
 
-def audience_size(session: Session, segment: Segment, now: datetime) -> int:
-    query = follower_query() if segment.followers else audience_query(segment, now)
+def audience_size(session: Session, segment: Segment, now: datetime, *, consented: bool = True) -> int:
+    if segment.followers:
+        query = follower_query(consented=consented)
+    else:
+        query = audience_query(segment, now, consented=consented)
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def left_out_without_consent(session: Session, segment: Segment, now: datetime) -> int:
+    """Recipients the segment would have had if everyone had agreed to offers."""
+    return audience_size(session, segment, now, consented=False) - audience_size(session, segment, now)

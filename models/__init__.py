@@ -21,6 +21,7 @@ from models.loyalty import (
 )
 from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
+from models.privacy import Consent, ConsentState, DataRequest, PrivacyNotice, RequestKind, RequestStatus
 from models.zalo import (
     ConversationState,
     FollowerSync,
@@ -46,7 +47,13 @@ __all__ = [
     "ClaimStatus",
     "Role",
     "Staff",
+    "Consent",
+    "ConsentState",
     "ConversationState",
+    "DataRequest",
+    "PrivacyNotice",
+    "RequestKind",
+    "RequestStatus",
     "FollowerSync",
     "SyncStatus",
     "ZaloTemplate",

@@ -33,3 +33,4 @@ class WebhookEvent(Model):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    pruned_at: Mapped[datetime | None]  # the body (names, phones) emptied after the retention period

@@ -15,6 +15,7 @@ from models.base import BigId, Model, utcnow
 class MemberStatus(enum.StrEnum):
     ACTIVE = "active"
     BLOCKED = "blocked"
+    ERASED = "erased"  # the customer asked to be forgotten: no personal field left, the ledger kept exact
 
 
 class Member(Model):
@@ -40,6 +41,11 @@ class Member(Model):
     source: Mapped[str] = mapped_column(String(16), default="zalo")  # zalo | import | counter
     # The member card's QR token embeds this; "đổi thẻ" increments it, revoking every older card.
     card_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Marketing consent (the latest record of `consents`): "unknown" until the customer answers; only
+    # "granted" receives offers (broadcasts, birthday offers); service messages need none.
+    marketing_consent: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown")
+    consent_at: Mapped[datetime | None]
+    consent_asked_at: Mapped[datetime | None]  # the chat asks once
 
 
 class EntryKind(enum.StrEnum):

@@ -33,6 +33,7 @@ class Broadcast(Model):
     status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT, index=True)
     send_at: Mapped[datetime | None]
     audience: Mapped[int] = mapped_column(default=0)
+    left_out_no_consent: Mapped[int] = mapped_column(default=0, server_default="0")  # members, at fan-out
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -50,3 +50,4 @@ class OutboxMessage(Model):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]  # Zalo's user_received_message
     seen_at: Mapped[datetime | None]  # Zalo's user_seen_message
+    pruned_at: Mapped[datetime | None]  # the text emptied after the retention period

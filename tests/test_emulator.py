@@ -43,6 +43,7 @@ def test_follow_register_card_and_points_over_http(demo: Demo) -> None:
     image = requests.get(f"{demo.base}{card['image']}", timeout=5)
     assert image.headers["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")
     demo.act(user, "text", text="#DIEM")
+    # She agreed to offers at the till (the demo's data): no consent question follows the balance.
     assert demo.replies(user)[-1]["text"].startswith("Bạn đang có 70 điểm.")
     with session_of(demo) as s:
         assert s.scalars(select(Member).where(Member.zalo_user_id == user)).one().birthday.isoformat() == "1995-05-12"

@@ -39,9 +39,14 @@ def add_member(
     phone: str | None = None,
     tier: str | None = None,
     shop=None,
+    consent: bool = True,
 ) -> Member:
+    from loyalty.consent import record_consent
+
     now = utcnow()
     member = create_member(session, now=now, name=name, zalo_user_id=uid, birthday=birthday, phone=phone)
+    if consent:  # agreed to offers (the chat's "nhận tin"); the consent tests say when not
+        record_consent(session, member, granted=True, channel="chat", actor=f"chat:{uid}", now=now)
     last = now - timedelta(days=interacted_days_ago) if interacted_days_ago is not None else None
     session.add(ZaloUser(user_id=uid, is_follower=True, last_interaction_at=last, created_at=now))
     if tier and shop:

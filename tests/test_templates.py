@@ -133,10 +133,18 @@ def test_a_template_that_refuses_uids_goes_by_phone_and_is_remembered(
 def test_an_imported_member_who_never_chatted_gets_the_birthday_offer_by_phone(
     app: Flask, zalo: ZaloFake, session: Session, shop
 ) -> None:
+    from loyalty.consent import record_consent
     from loyalty.members import create_member
 
     configure(session, birthday_reward_id=shop["rewards"]["Cà phê sữa đá"].id)
-    create_member(session, now=utcnow(), name="Minh", phone="84933333333", birthday=birthday_today(app))
+    minh = create_member(session, now=utcnow(), name="Minh", phone="84933333333", birthday=birthday_today(app))
+    session.commit()
+    register(session)
+    run_birthdays(app)
+    assert session.scalars(select(OutboxMessage)).all() == []  # imported: no consent to offers yet
+    record_consent(session, minh, granted=True, channel="counter", actor="staff:1", now=utcnow())  # at the till
+    template = session.scalars(select(ZaloTemplate)).one()
+    session.delete(template)
     session.commit()
     run_birthdays(app)
     assert session.scalars(select(OutboxMessage)).all() == []  # no template: nothing queued, no voucher wasted

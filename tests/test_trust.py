@@ -145,8 +145,9 @@ def test_a_new_phone_still_registers_at_once(app: Flask, zalo: ZaloFake, session
     chat = Chat(app, zalo)
     chat.follow()
     chat.say("sđt 0987654321")
-    (answer, _card) = chat.say("sđt 0912345678")  # "not my number": a new phone registers a new card
+    (answer, _card, consent) = chat.say("sđt 0912345678")  # "not my number": a new phone registers a new card
     assert answer["text"].startswith("Đăng ký thành công!")
+    assert "Bạn có muốn nhận ưu đãi" in consent["text"]  # asked once, right after joining
     assert _member(session).phone == "84912345678"
 
 
@@ -779,7 +780,7 @@ def test_the_code_goes_to_the_members_phone_and_typing_it_links(
     (refused,) = chat.say(wrong)
     assert refused["text"].startswith("Mã xác nhận chưa đúng.")
     assert _member_or_none(session) is None
-    linked, card = chat.say(code[:3] + " " + code[3:])
+    linked, card, _consent_question = chat.say(code[:3] + " " + code[3:])
     assert linked["text"].startswith("Chào Chị Hà! Đã xác nhận số điện thoại") and "120 điểm" in linked["text"]
     assert card["attachment"]["payload"]["template_type"] == "media"
     session.expire_all()

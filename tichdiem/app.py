@@ -125,7 +125,11 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     sessions = make_session_factory(engine, queue)
     zalo = make_zalo_client(settings, sessions)
     config = BotConfig(
-        shop_name=settings.shop_name, timezone=settings.timezone, oa_id=settings.zalo_oa_id, logo_url=settings.logo_url
+        shop_name=settings.shop_name,
+        timezone=settings.timezone,
+        oa_id=settings.zalo_oa_id,
+        logo_url=settings.logo_url,
+        privacy_url=f"{settings.public_url.rstrip('/')}/privacy",
     )
     return Services(
         settings=settings,

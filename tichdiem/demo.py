@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from console.staff import create_staff
 from loyalty import earning, rewards
+from loyalty.consent import record_consent
 from loyalty.members import create_member
 from loyalty.program import ProgramRules, Promotion, save_rules
 from models import Reward, Staff, Store, Tier, ZaloTemplate
@@ -136,6 +137,10 @@ def _seed_members(session: Session, rules: ProgramRules, now: datetime) -> None:
                 tz=tz,
                 now=when,
                 bill_ref=f"HD{1000 + index * 10 + n}",
+            )
+        if name == "Nguyễn Thu Hà":  # she agreed to offers at the till: birthday offers reach her by phone
+            record_consent(
+                session, member, granted=True, channel="counter", actor="demo", now=now - timedelta(days=120)
             )
         if index == 0 and coffee is not None:
             rewards.redeem(session, member.id, coffee.id, key=f"demo:redeem:{index}", now=now - timedelta(days=10))

@@ -16,7 +16,7 @@ from jobs import broadcasts
 from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt
 from loyalty.placeholders import follower_fields, member_fields, personalize
-from loyalty.segments import Segment, audience_query, audience_size, follower_query
+from loyalty.segments import Segment, audience_query, audience_size, follower_query, left_out_without_consent
 from marketing import campaigns
 from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, ZaloUser, utcnow
 from tichdiem.extensions import get_session, get_settings, services
@@ -233,7 +233,11 @@ def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]
     names, and the message as the first of them gets it."""
     db = get_session()
     size = audience_size(db, segment, now)
-    channels = {"forecast": campaigns.forecast(db, segment, now), **_quota()}
+    channels = {
+        "forecast": campaigns.forecast(db, segment, now),
+        "left_out": left_out_without_consent(db, segment, now),
+        **_quota(),
+    }
     if segment.followers:
         users = list(db.scalars(select(ZaloUser).where(ZaloUser.user_id.in_(follower_query().limit(PREVIEW_SAMPLE)))))
         names = [u.display_name or "Khách" for u in users]

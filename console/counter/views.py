@@ -14,6 +14,7 @@ from console.auth import counter_actor, login_required
 from console.counter.operations import (
     CounterActor,
     NotAllowed,
+    audit,
     can_self_reverse,
     earn_for_bill,
     link_chat_user,
@@ -30,6 +31,7 @@ from console.throttle import code_guesses
 from loyalty import format as fmt
 from loyalty import rewards
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
+from loyalty.consent import record_consent
 from loyalty.errors import (
     DuplicateBill,
     InvalidAmount,
@@ -151,6 +153,21 @@ def link_zalo(member_id: int) -> Response:
         return redirect(url_for("counter.member", member_id=member_id))
     db.commit()
     flash("Đã liên kết Zalo của khách với thẻ thành viên. ✔", "success")
+    return redirect(url_for("counter.member", member_id=member_id))
+
+
+@bp.post("/members/<int:member_id>/consent")
+@login_required(Role.CASHIER)
+def consent(member_id: int) -> Response:
+    """The customer, in person, agrees to offers or declines: recorded with the cashier as who took it."""
+    db = get_session()
+    member = db.get(Member, member_id) or abort(404)
+    granted = request.form.get("granted") == "1"
+    by = counter_actor()
+    if record_consent(db, member, granted=granted, channel="counter", actor=by.actor, now=_now()):
+        audit(db, by, "consent_grant" if granted else "consent_withdraw", _now(), member_id=member_id)
+    db.commit()
+    flash("Đã ghi nhận: khách đồng ý nhận ưu đãi." if granted else "Đã ghi nhận: khách không nhận ưu đãi.", "success")
     return redirect(url_for("counter.member", member_id=member_id))
 
 
