@@ -70,6 +70,7 @@ HEALTH = {
     "messages_waiting": "Có tin gửi khách chờ quá 2 phút chưa gửi được. Kiểm tra tiến trình worker.",
     "no_worker": "Không có tiến trình worker nào đang chạy (quá 1 phút không thấy tín hiệu): khách không được trả lời.",
     "no_scheduler": "Bộ hẹn giờ của hàng đợi không chạy: gửi lại và tin hẹn giờ đang dừng.",
+    "requests_overdue": "Có yêu cầu xóa dữ liệu của khách đã quá hạn: xử lý ở trang Dữ liệu cá nhân.",
     "zalo_token": (
         "Kết nối Zalo OA bị gián đoạn: không gia hạn được mã truy cập. "
         "Hãy cấp quyền lại cho ứng dụng trên Zalo, nếu không bot sẽ ngừng trả lời khách."

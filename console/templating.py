@@ -45,7 +45,8 @@ def health_problems() -> list[str]:
     staff = load_staff()
     if staff is None or staff.role != Role.OWNER:
         return []
-    return [HEALTH[p] for p in check(services(), get_session()).problems]
+    health = check(services(), get_session())
+    return [HEALTH[p] for p in [*health.problems, *health.owner_notices]]
 
 
 def _shop_context() -> dict[str, Any]:

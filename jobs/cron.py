@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from rq import cron
 
-from jobs import automations, broadcasts, followers, recovery, tags
+from jobs import automations, broadcasts, followers, privacy, recovery, tags
 from tichdiem.config import QUEUE_NAME, load_settings
 
 
@@ -33,6 +33,7 @@ def register_all(tz_name: str) -> None:
     cron.register(recovery.recover, QUEUE_NAME, interval=30, name="recover")
     cron.register(followers.follower_sync_tick, QUEUE_NAME, interval=3600, name="follower-sync")
     cron.register(tags.sync_tier_tags, QUEUE_NAME, interval=600, name="tier-tags")
+    cron.register(privacy.prune_personal_data, QUEUE_NAME, cron=utc_cron(3, 30, tz_name), name="prune-personal-data")
 
 
 register_all(load_settings().timezone)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from jobs.context import Services
 from jobs.recovery import unattended_messages, unhandled_events
-from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent, utcnow
+from models import DataRequest, EventStatus, OutboxMessage, OutboxStatus, RequestStatus, WebhookEvent, utcnow
 from zalo.tokens import DatabaseTokenStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,11 @@ class Health:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def owner_notices(self) -> list[str]:
+        """What the owner must act on that is no outage (so not in /healthz's status): overdue requests."""
+        return ["requests_overdue"] if self.database.get("requests_overdue") else []
 
 
 def check(services: Services, session: Session) -> Health:
@@ -84,6 +89,9 @@ def _database(session: Session, now: datetime) -> dict[str, Any]:
             .group_by(OutboxMessage.status)
         ).all()
         unsent = {status: int(count) for status, count in unsent_rows}
+        overdue_requests = session.scalar(
+            select(func.count()).where(DataRequest.status == RequestStatus.OPEN, DataRequest.due_at < now)
+        )
         return {
             "ok": True,
             "backend": session.get_bind().dialect.name,
@@ -93,6 +101,7 @@ def _database(session: Session, now: datetime) -> dict[str, Any]:
             "messages_overdue": overdue_messages,
             "messages_failed": unsent.get(OutboxStatus.FAILED, 0),
             "messages_unknown": unsent.get(OutboxStatus.UNKNOWN, 0),  # interrupted sends, never repeated
+            "requests_overdue": overdue_requests,  # customers' erasure requests past their due date
         }
     except SQLAlchemyError as exc:
         session.rollback()

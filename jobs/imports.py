@@ -119,12 +119,12 @@ def _save_progress(
         "errors": counts.errors,
         "error_rows": counts.error_rows,
     }
-    if finished_at is not None:
-        values |= {"status": ImportStatus.DONE, "finished_at": finished_at}
+    if finished_at is not None:  # the list (everyone's names and phones) is not kept once applied
+        values |= {"status": ImportStatus.DONE, "finished_at": finished_at, "content": b""}
     session.execute(update(MemberImport).where(MemberImport.id == import_id).values(**values))
 
 
 def _fail(session: Session, job: MemberImport, reason: str) -> str:
-    job.status, job.failure, job.finished_at = ImportStatus.FAILED, reason, utcnow()
+    job.status, job.failure, job.finished_at, job.content = ImportStatus.FAILED, reason, utcnow(), b""
     session.commit()
     return "failed"

@@ -160,6 +160,7 @@ def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from console.admin.catalog import bp as catalog_bp
+    from console.admin.privacy import bp as privacy_bp
     from console.admin.templates import bp as templates_bp
     from console.admin.views import bp as admin_bp
     from console.api.views import bp as api_bp
@@ -186,6 +187,7 @@ def _register_blueprints(app: Flask) -> None:
         api_bp,
         admin_bp,
         templates_bp,
+        privacy_bp,
         broadcasts_bp,
         catalog_bp,
         team_bp,

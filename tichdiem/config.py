@@ -47,6 +47,7 @@ class Settings:
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe
     health_token: str = ""  # lets a monitor read /healthz's details without a staff session
     broadcast_senders: int = 4  # sender jobs per broadcast (parts sent in parallel)
+    retention_days: int = 90  # raw webhook bodies and message texts (names, phones) are emptied after this
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,8 +111,9 @@ _ENV_NAMES = {
     "trusted_proxies": "TRUSTED_PROXIES",
     "health_token": "HEALTH_TOKEN",
     "broadcast_senders": "TICHDIEM_BROADCAST_SENDERS",
+    "retention_days": "TICHDIEM_RETENTION_DAYS",
 }
-_INT_SETTINGS = {"trusted_proxies", "broadcast_senders"}
+_INT_SETTINGS = {"trusted_proxies", "broadcast_senders", "retention_days"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:

@@ -114,9 +114,11 @@ class MemberFilter:
     tier_id: int | None = None
     activity: str = ""  # "active" | "inactive" (30 days)
     birthday_month: int | None = None
+    consent: str = ""  # "granted" | "withdrawn" | "unknown"
 
 
 PAGE_SIZE = 50
+CONSENT_STATES = ("granted", "withdrawn", "unknown")
 
 
 def member_filter(args: Any) -> MemberFilter:
@@ -126,6 +128,7 @@ def member_filter(args: Any) -> MemberFilter:
         tier_id=args.get("tier", type=an_id),
         activity=args.get("activity", ""),
         birthday_month=args.get("birthday_month", type=bounded(1, 12)),
+        consent=args.get("consent", "") if args.get("consent", "") in CONSENT_STATES else "",
     )
 
 
@@ -140,6 +143,8 @@ def member_query(session: Session, flt: MemberFilter, now: datetime) -> Any:
         from sqlalchemy import extract
 
         stmt = stmt.where(extract("month", Member.birthday) == flt.birthday_month)
+    if flt.consent:
+        stmt = stmt.where(Member.marketing_consent == flt.consent)
     if flt.activity in ("active", "inactive"):
         active = active_since(now - timedelta(days=30))
         stmt = _with_zalo_user(stmt).where(active if flt.activity == "active" else ~active)

@@ -30,3 +30,14 @@ def claim_page(code: str) -> str:
         shop_name=settings.shop_name,
         oa_link=oa_link,
     )
+
+
+@bp.get("/privacy")
+def privacy_page() -> str:
+    """The shop's privacy notice, public (the chat links to it at registration)."""
+    from loyalty.privacy import current_notice
+    from tichdiem.extensions import get_session
+
+    settings = get_settings()
+    version, text = current_notice(get_session(), settings.shop_name, settings.retention_days)
+    return render_template("console/privacy_public.html", shop_name=settings.shop_name, version=version, text=text)
