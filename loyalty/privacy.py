@@ -155,6 +155,12 @@ def erase_member(session: Session, member_id: int, *, by: str, now: datetime) ->
         .values(reason="thưởng giới thiệu (thành viên đã xóa)")
     )
     session.execute(update(Consent).where(Consent.member_id == member_id).values(zalo_user_id=None))
+    if user_id:  # "chat:<zalo user>" named who gave it: the record stays (it was given), the id goes
+        session.execute(
+            update(Consent)
+            .where(Consent.member_id == member_id, Consent.actor == f"chat:{user_id}")
+            .values(actor="chat")
+        )
     if phone:  # template messages sent to the phone
         _blank_messages(session, OutboxMessage.message["phone"].as_string() == phone)
     session.execute(

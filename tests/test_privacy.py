@@ -152,3 +152,173 @@ def test_an_import_never_grants_consent(app: Flask, session: Session, shop) -> N
     states = dict(session.execute(select(Member.name, Member.marketing_consent)).all())
     assert states == {"Mới": "unknown", "Đã hủy": "withdrawn"}
     assert len(session.scalars(select(Consent)).all()) == 1  # only the withdrawal
+
+
+# --- access, erasure, retention, the notice ----------------------------------------------------------------
+
+
+def test_my_data_shows_what_the_shop_holds_and_is_recorded(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    from models import DataRequest
+
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678", user_dob="30/10/1999")
+    (data,) = chat.say("du lieu cua toi")
+    text = data["text"]
+    assert "Họ tên: Lan" in text and "0912 345 678" in text and "30/10/1999" in text and "Tên Zalo: Lan Nguyễn" in text
+    assert "chưa cho biết" in text
+    (request,) = session.scalars(select(DataRequest)).all()
+    assert (request.kind, request.status, request.channel) == ("access", "done", "chat")
+
+
+def test_delete_my_account_asks_first_then_files_a_request_with_its_date(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    from models import DataRequest
+
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    chat.say("nhận tin")
+    (question,) = chat.say("xóa tài khoản")
+    assert "Trả lời CÓ để gửi yêu cầu xóa" in question["text"]
+    (kept,) = chat.say("không")
+    assert kept["text"].startswith("Đã giữ lại tài khoản")
+    assert session.scalars(select(DataRequest)).all() == []
+    chat.say("xoa tai khoan")
+    (filed,) = chat.say("có")
+    request = session.scalars(select(DataRequest)).one()
+    due = request.due_at.astimezone(app.extensions["tichdiem"].settings.tz).strftime("%d/%m/%Y")
+    assert f"sẽ xóa chậm nhất ngày {due}" in filed["text"]
+    assert member_of(session).marketing_consent == "withdrawn"  # no more offers from the moment they asked
+
+
+def test_erasure_leaves_no_personal_field_in_any_table_and_the_ledger_exact(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    from sqlalchemy import text as sql
+
+    from loyalty import ledger
+    from models import Base, DataRequest, LedgerEntry
+    from tests.helpers import credit
+
+    referrer_chat = Chat(app, zalo, user_id="1111111111111111111")
+    referrer_chat.share_info(name="Người Giới Thiệu", phone="84900000001")
+    referrer = member_of(session, "1111111111111111111")
+    zalo.profile("Bích Trên Zalo", user_id=USER)  # her Zalo profile, as user/detail gives it
+    chat = Chat(app, zalo)
+    chat.say(f"mã {referrer.code}")  # referred before joining
+    chat.share_info(name="Trần Thị Bích", phone="84912345678", user_dob="30/10/1999")
+    chat.say("nhận tin")
+    member = member_of(session)
+    cashier = login(app, "thu-ngan")
+    page = f"/counter/members/{member.id}"
+    cashier.post(f"{page}/earn", {"amount": "250000", "bill_ref": "HD-77", "op": "op-1"}, page=page)
+    session.expire_all()
+    assert member_of(session).points_balance == 25
+    credit(session, member_of(session), 40, "gift-40")
+    chat.say("điểm")
+    chat.say("xóa tài khoản")
+    chat.say("có")
+    request = session.scalars(select(DataRequest).where(DataRequest.kind == "erasure")).one()
+    balance_before = member_of(session).points_balance
+    owner = login(app, "chu")
+    owner.post(f"/admin/privacy/requests/{request.id}/erase", {}, page="/admin/privacy/")
+    session.expire_all()
+    erased = session.get(Member, member.id)
+    assert (erased.status, erased.name, erased.phone, erased.birthday, erased.zalo_user_id) == (
+        "erased",
+        "",
+        None,
+        None,
+        None,
+    )
+    entries, lots = ledger.ledger_totals(session, member.id)
+    assert erased.points_balance == balance_before == entries == lots > 0  # the books are unchanged
+    assert session.scalars(select(LedgerEntry).where(LedgerEntry.member_id == referrer.id)).all()  # referrer's bonus
+    secrets = [
+        "Trần Thị Bích",
+        "Bích",
+        "84912345678",
+        "0912345678",
+        "912345678",
+        USER,
+        "1999-10-30",
+        "30/10/1999",
+    ]
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for row in session.execute(sql(f"SELECT * FROM {table.name}")).mappings():
+            for column, value in row.items():
+                if (table.name, column) == ("webhook_events", "dedupe_key"):
+                    continue  # Zalo's message id (random) or a hash; only this test's Chat builds ids from the user id
+                shown = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                found += [(table.name, column, s) for s in secrets if s in shown]
+    assert found == [], found
+    assert session.get(DataRequest, request.id).status == "done"
+    cashier.post(f"{page}/earn", {"amount": "100000", "op": "op-2"}, page=page)
+    assert session.get(Member, member.id).points_balance == balance_before  # nobody earns as them any more
+
+
+def test_raw_bodies_and_texts_are_emptied_after_the_retention_period_and_dedupe_still_holds(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    from datetime import timedelta
+
+    import time_machine
+
+    from jobs.privacy import prune_personal_data
+    from models import OutboxMessage, WebhookEvent
+    from tests.helpers import post_event, text_event
+
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    raw = text_event("điểm", "old-message")
+    post_event(app.test_client(), raw)
+    run_jobs(app)
+    sent_before = len(zalo.sent_messages())
+    with time_machine.travel(utcnow() + timedelta(days=91)), app.app_context():
+        pruned = prune_personal_data()
+        assert pruned["events"] >= 2 and pruned["messages"] >= 1
+        assert prune_personal_data() == {"events": 0, "messages": 0, "uploads": 0}  # once
+    session.expire_all()
+    assert all(e.payload == {"pruned": True} for e in session.scalars(select(WebhookEvent)))
+    assert all(m.message == {"pruned": True} for m in session.scalars(select(OutboxMessage)))
+    assert post_event(app.test_client(), raw).status_code == 200  # Zalo redelivers an old event:
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == sent_before  # still recognised, not answered twice
+
+
+def test_the_notice_is_public_versioned_and_named_by_each_consent(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    client = app.test_client()
+    page = text_of(client.get("/privacy"))
+    assert "Cà phê Sữa Đá giữ các thông tin sau" in page and "Phiên bản v0" in page
+    owner = login(app, "chu")
+    owner.post("/admin/privacy/notice", {"text": "{shop} chỉ giữ tên và số điện thoại."}, page="/admin/privacy/")
+    assert "Cà phê Sữa Đá chỉ giữ tên và số điện thoại." in text_of(client.get("/privacy"))
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    chat.say("nhận tin")
+    assert session.scalars(select(Consent)).one().notice_version == "v1"
+    csv_text = owner.get("/admin/privacy/consents.csv").get_data(as_text=True)
+    assert "Mã thành viên,Đồng ý,Phiên bản thông báo" in csv_text and ",có,v1,chat," in csv_text
+    assert login(app, "mkt").get("/admin/privacy/").status_code == 403
+
+
+def test_an_overdue_erasure_is_on_the_owners_banner_not_in_healthz(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from tests.conftest import HEALTH
+
+    chat = Chat(app, zalo)
+    chat.share_info(name="Lan", phone="84912345678")
+    chat.say("xóa tài khoản")
+    chat.say("có")
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=16)):
+        owner = login(app, "chu")
+        assert "yêu cầu xóa dữ liệu của khách đã quá hạn" in text_of(owner.get("/admin/"))
+        assert app.test_client().get("/healthz", headers=HEALTH).json["status"] == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any
@@ -28,7 +29,7 @@ def receive_zalo_event() -> tuple[Response, int]:
         return _answer("body too large", 413)
     body = _load_json(raw)
     if body is None:
-        log.warning("webhook: malformed JSON refused: %r", raw[:200])
+        log.warning("webhook: malformed JSON refused (%s bytes, sha256 %s)", len(raw), _digest(raw))
         return _answer("malformed JSON", 400)
     settings = get_settings()
     if not verify_signature(
@@ -46,7 +47,10 @@ def receive_zalo_event() -> tuple[Response, int]:
         event = parse_event(body, oa_id=settings.zalo_oa_id)
     except MalformedEvent as exc:
         # Signed by Zalo but unreadable: acknowledge so Zalo stops retrying, and leave a trace.
-        log.error("webhook: signed but malformed event acknowledged (%s): %r", exc, raw[:500])
+        # The body is not logged: a share-info event carries a name and a phone (logs keep no personal data).
+        log.error(
+            "webhook: signed but malformed event acknowledged (%s; %s bytes, sha256 %s)", exc, len(raw), _digest(raw)
+        )
         return _answer("ignored: malformed event", 200)
     if isinstance(event, OaEcho):
         return _answer("ignored: echo", 200)
@@ -86,6 +90,11 @@ def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]
         return _answer("duplicate", 200)
     current_app.logger.debug("webhook: %s stored as event %s", event.event_name, event_id)
     return _answer("ok", 200)
+
+
+def _digest(raw: bytes) -> str:
+    """A short fingerprint to find the body in Zalo's redeliveries, without keeping what it says."""
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _id_of(value: Any) -> str:
