@@ -47,6 +47,7 @@ def seed(engine, members: int) -> None:  # type: ignore[no-untyped-def]
                         "joined_at": now,
                         "source": "import",
                         "card_version": 1,
+                        "marketing_consent": "granted",  # they agreed to offers: a broadcast reaches them
                     }
                     for i in rows
                 ],

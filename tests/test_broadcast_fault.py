@@ -63,7 +63,8 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
     app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     now = utcnow()
     for i in range(RECIPIENTS):
-        create_member(session, now=now, name=f"Khách {i}", zalo_user_id=f"k{i}")
+        member = create_member(session, now=now, name=f"Khách {i}", zalo_user_id=f"k{i}")
+        member.marketing_consent = "granted"  # agreed to offers
         session.add(ZaloUser(user_id=f"k{i}", is_follower=True, last_interaction_at=now, created_at=now))
     session.commit()
     worker: dict[str, subprocess.Popen] = {}
