@@ -26,6 +26,7 @@ class FakeZalo:
         self.received: Counter[str] = Counter()  # user_id -> messages received
         self.first_at: dict[str, float] = {}  # user_id -> time.perf_counter() of the first message
         self.last_at: dict[str, float] = {}  # and of the latest
+        self.arrivals: list[float] = []  # time.perf_counter() of every message, in order
         self.count = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -66,6 +67,7 @@ class FakeZalo:
                     fake.received[user_id] += 1
                     fake.first_at.setdefault(user_id, time.perf_counter())
                     fake.last_at[user_id] = time.perf_counter()
+                    fake.arrivals.append(fake.last_at[user_id])
                 if fake.on_request is not None:
                     fake.on_request(number)
                 time.sleep(fake.latency)

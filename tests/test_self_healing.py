@@ -426,3 +426,29 @@ def test_the_embedded_worker_stops_after_the_job_a_sigterm_interrupted(app: Flas
             signal.signal(sig, handler)
     assert not stop.is_set() and time.monotonic() - started < 5
     stop.set()
+
+
+@pytest.mark.slow
+def test_a_worker_pool_restarts_a_killed_member_and_stops_as_one(settings, private_redis: PrivateRedis) -> None:  # type: ignore[no-untyped-def]
+    """The Procfile's `tichdiem worker --simple --processes N`: N workers under one process the supervisor sees;
+    a member killed (OOM, -9) is replaced, SIGTERM stops them all."""
+    from rq import Worker
+
+    pool = _spawn("worker --simple --processes 3", settings, private_redis.url)
+    redis = private_redis.client()
+    try:
+        private_redis.wait_for(lambda: len(Worker.all(connection=redis)) == 3, 30, "three workers did not register")
+        members = [w.pid for w in Worker.all(connection=redis)]
+        assert pool.pid not in members  # the parent only supervises
+        os.kill(members[0], signal.SIGKILL)
+        private_redis.wait_for(
+            lambda: {w.pid for w in Worker.all(connection=redis)} - set(members),
+            30,
+            "the killed member was not replaced",
+        )
+        assert pool.poll() is None
+        os.killpg(pool.pid, signal.SIGTERM)
+        assert pool.wait(timeout=20) == 0
+    finally:
+        if pool.poll() is None:
+            os.killpg(pool.pid, signal.SIGKILL)

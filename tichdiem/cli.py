@@ -15,7 +15,7 @@ from models import utcnow
 from tichdiem import migrate
 from tichdiem.config import InsecureSettings, Settings
 from tichdiem.extensions import services
-from tichdiem.queue import run_embedded_worker, run_worker
+from tichdiem.queue import run_embedded_worker
 from webhooks.intake import enqueue_waiting, unhandled_event_ids
 
 
@@ -124,14 +124,23 @@ def _serve_with_embedded_worker(server: object, svc: Services) -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--simple", is_flag=True, help="Run jobs in this process (no fork per job).")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Workers in child processes of this one (the Procfile runs 4 simple ones).",
+)
 @with_appcontext
-def worker_command(burst: bool, simple: bool) -> None:
-    """Run an RQ worker (with the retry scheduler) on REDIS_URL."""
+def worker_command(burst: bool, simple: bool, processes: int) -> None:
+    """Run RQ workers (with the retry scheduler) on REDIS_URL."""
+    from tichdiem.queue import run_worker_pool
+
     svc = services()
     if svc.settings.embedded_queue:
         raise click.UsageError("REDIS_URL is not set: `tichdiem run` already runs the jobs in-process.")
     _require_secure(svc.settings)
-    run_worker(svc, burst=burst, simple=simple)
+    run_worker_pool(svc, processes=processes, burst=burst, simple=simple)
 
 
 @click.command("cron")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import threading
 import time
 from types import FrameType
@@ -73,6 +76,54 @@ def run_worker(services: Services, *, burst: bool = False, simple: bool = False)
         except StopRequested:  # SIGTERM between two workers (the last one's handler is still installed)
             return
         pause = min(pause * 2, MAX_RESTART_PAUSE)
+
+
+def run_worker_pool(services: Services, *, processes: int, burst: bool = False, simple: bool = False) -> None:
+    """`tichdiem worker --processes N`: N workers in child processes of this one, each started again if it
+    ends by itself (the supervisor sees one process). Replies mostly wait on Zalo's answer, so several
+    single-process workers per core keep the cores busy where one waits; a SIGTERM or SIGINT is passed on to
+    every child and ends the pool once they have finished their jobs."""
+    if processes <= 1:
+        run_worker(services, burst=burst, simple=simple)
+        return
+    children: set[int] = set()
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def start_child() -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: a worker of its own (database pools are reset after fork: tichdiem.db)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                run_worker(services, burst=burst, simple=simple)
+            except BaseException:  # noqa: BLE001 - whatever it was, the parent starts a new one
+                log.exception("worker: a pool member failed")
+                code = 1
+            os._exit(code)
+        children.add(pid)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(processes):
+        start_child()
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if stopping or burst:
+            continue
+        log.error("worker: pool member %s ended (status %s); a new one starts", pid, status)
+        time.sleep(RESTART_PAUSE)
+        start_child()
 
 
 def _stop_requested(worker: BaseWorker | None) -> bool:
