@@ -15,8 +15,11 @@ def touch_user(session: Session, event: ZaloEvent, now: datetime) -> ZaloUser | 
     """Get or create the event's user and record an interaction if the event opens the window."""
     if not event.user_id:
         return None
-    insert_ignore(session, ZaloUser, {"user_id": event.user_id, "created_at": now, "is_follower": False}, ["user_id"])
-    user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == event.user_id)).one()
+    user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == event.user_id)).one_or_none()
+    if user is None:  # a first message: the insert tolerates a racing job that made the row meanwhile
+        values = {"user_id": event.user_id, "created_at": now, "is_follower": False}
+        insert_ignore(session, ZaloUser, values, ["user_id"])
+        user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == event.user_id)).one()
     if event.is_interaction:
         at = min(event.occurred_at or now, now)  # a clock-skewed future timestamp must not extend the window
         if user.last_interaction_at is None or at > user.last_interaction_at:

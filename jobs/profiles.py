@@ -22,13 +22,17 @@ def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: st
 
     Each call is remembered first (profile_tried_at), so a profile Zalo will not give (a permission the OA
     lacks, a user who blocked the OA) is asked for once an hour at most, not on every message."""
+    with sessions() as session:  # nearly always: a known user with a fresh profile, one read and done
+        known = session.execute(
+            select(ZaloUser.profile_fetched_at, ZaloUser.profile_tried_at).where(ZaloUser.user_id == user_id)
+        ).first()
+    if known is not None and not _due(known.profile_fetched_at, known.profile_tried_at, now):
+        return False
     with sessions() as session, session.begin():
         insert_ignore(session, ZaloUser, {"user_id": user_id, "created_at": now, "is_follower": False}, ["user_id"])
         user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == user_id).with_for_update()).one()
-        if user.profile_fetched_at is not None and now - user.profile_fetched_at < PROFILE_TTL:
-            return False
-        if user.profile_tried_at is not None and now - user.profile_tried_at < PROFILE_RETRY:
-            return False
+        if not _due(user.profile_fetched_at, user.profile_tried_at, now):
+            return False  # another job fetched it meanwhile
         user.profile_tried_at = now
     try:
         data = zalo.user_detail(user_id)
@@ -44,3 +48,10 @@ def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: st
             user.is_follower = data["user_is_follower"]
         user.profile_fetched_at = now
     return True
+
+
+def _due(fetched: datetime | None, tried: datetime | None, now: datetime) -> bool:
+    """No profile or a week-old one, and no failed try within the hour."""
+    if fetched is not None and now - fetched < PROFILE_TTL:
+        return False
+    return tried is None or now - tried >= PROFILE_RETRY
