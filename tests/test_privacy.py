@@ -322,3 +322,9 @@ def test_an_overdue_erasure_is_on_the_owners_banner_not_in_healthz(
         owner = login(app, "chu")
         assert "yêu cầu xóa dữ liệu của khách đã quá hạn" in text_of(owner.get("/admin/"))
         assert app.test_client().get("/healthz", headers=HEALTH).json["status"] == "ok"
+
+
+def test_the_owners_member_page_shows_consent(app: Flask, session: Session, shop) -> None:
+    member = add_member(session, "Có", uid="m-yes")
+    page = text_of(login(app, "chu").get(f"/admin/members/{member.id}"))
+    assert "Nhận ưu đãi: <strong>đồng ý</strong>" in page
