@@ -14,6 +14,7 @@ QUICK = [
     ["bench.ledger", "--ops", "5000", "--members", "200", "--history", "10000"],
     ["bench.webhook", "--requests", "2000", "--threads", "16"],
     ["bench.e2e", "--rate", "20", "--seconds", "15"],
+    ["bench.burst", "--messages", "1000"],
     ["bench.broadcast", "--members", "3000", "--workers", "4"],
     ["bench.console", "--members", "20000", "--entries", "200000"],
 ]
@@ -23,6 +24,8 @@ FULL = [
     ["bench.e2e", "--rate", "20", "--seconds", "60"],
     ["bench.broadcast", "--members", "100000", "--workers", "4"],
     ["bench.console", "--members", "100000", "--entries", "1000000"],
+    ["bench.burst", "--messages", "3000"],
+    ["bench.faults"],
 ]
 
 
