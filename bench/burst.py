@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
@@ -27,7 +26,7 @@ import requests
 from redis import Redis
 
 from bench.broadcast import seed
-from bench.common import scratch_database
+from bench.common import scratch_database, shop_env
 from bench.fake_zalo_server import FakeZalo
 from bench.load import wait_until
 from bench.webhook import ROOT, gunicorn
@@ -124,20 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database("postgresql") as engine, FakeZalo(latency=0.02) as zalo:
         seed(engine, args.users)
-        env = {
-            **os.environ,
-            "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
-            "DATABASE_URL": engine.url.render_as_string(hide_password=False),
-            "REDIS_URL": REDIS_URL,
-            "ZALO_APP_ID": "bench-app",
-            "ZALO_OA_SECRET_KEY": "bench-secret",
-            "ZALO_APP_SECRET": "s",
-            "ZALO_ACCESS_TOKEN": "t",
-            "ZALO_REFRESH_TOKEN": "r",
-            "ZALO_OPENAPI_URL": zalo.url,
-            "ZALO_OAUTH_URL": zalo.url,
-            "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
-        }
+        env = shop_env(engine, REDIS_URL, zalo.url)
         server = gunicorn("tichdiem:create_app()", PORT, 2, env)
         try:
             wait_until(lambda: requests.get(f"http://127.0.0.1:{PORT}/healthz", timeout=1).status_code in (200, 503))

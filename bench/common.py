@@ -15,6 +15,29 @@ from tichdiem import migrate
 from tichdiem.db import make_engine
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+WEBHOOK_APP_ID, WEBHOOK_SECRET = "bench-app", "bench-secret"
+
+
+def shop_env(engine: Engine, redis_url: str, zalo_url: str) -> dict[str, str]:
+    """The environment of the shop's processes in a benchmark: this database, this Redis, the fake Zalo (its
+    OAuth too: the token keeper refreshes a pair at its first run), and the venv's commands on the PATH."""
+    import os
+    import sys
+
+    return {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "REDIS_URL": redis_url,
+        "ZALO_APP_ID": WEBHOOK_APP_ID,
+        "ZALO_OA_SECRET_KEY": WEBHOOK_SECRET,
+        "ZALO_APP_SECRET": "s",
+        "ZALO_ACCESS_TOKEN": "t",
+        "ZALO_REFRESH_TOKEN": "r",
+        "ZALO_OPENAPI_URL": zalo_url,
+        "ZALO_OAUTH_URL": zalo_url,
+        "SECRET_KEY": "bench-secret-key-of-at-least-32-characters",
+    }
 
 
 @contextmanager
