@@ -188,7 +188,14 @@ def _forget_zalo_user(session: Session, user_id: str) -> None:
 
 
 def _blank_messages(session: Session, which: Any) -> None:
-    """Message texts carry names and points: kept as rows (counts, reports), emptied of what they said."""
+    """Message texts carry names and points: kept as rows (counts, reports), emptied of what they said; those
+    not sent yet are cancelled (nobody to send them to any more)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(which, OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         update(OutboxMessage)
         .where(which)

@@ -218,6 +218,11 @@ def test_erasure_leaves_no_personal_field_in_any_table_and_the_ledger_exact(
     chat.say("điểm")
     chat.say("xóa tài khoản")
     chat.say("có")
+    from jobs.outbox import queue_messages
+    from models import OutboxMessage
+
+    waiting = queue_messages(session, key="later", user_id=USER, messages=[{"text": "Chào Bích"}])  # not sent yet
+    session.commit()
     request = session.scalars(select(DataRequest).where(DataRequest.kind == "erasure")).one()
     balance_before = member_of(session).points_balance
     owner = login(app, "chu")
@@ -254,6 +259,7 @@ def test_erasure_leaves_no_personal_field_in_any_table_and_the_ledger_exact(
                 found += [(table.name, column, s) for s in secrets if s in shown]
     assert found == [], found
     assert session.get(DataRequest, request.id).status == "done"
+    assert session.get(OutboxMessage, waiting[0]).status == "cancelled"  # never sent to nobody
     cashier.post(f"{page}/earn", {"amount": "100000", "op": "op-2"}, page=page)
     assert session.get(Member, member.id).points_balance == balance_before  # nobody earns as them any more
 
