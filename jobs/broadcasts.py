@@ -72,7 +72,7 @@ def fan_out(broadcast_id: int) -> int:
         segment = Segment.from_dict(broadcast.segment)
         query = follower_query() if segment.followers else audience_query(segment, now)
         recipients = list(session.scalars(query))  # member ids, or Zalo user ids for the follower audience
-        left_out = left_out_without_consent(session, segment, now)
+        left_out = left_out_without_consent(session, segment, now, consented=len(recipients))
     rows_for = _follower_rows if segment.followers else _member_rows
     for start in range(0, len(recipients), FANOUT_CHUNK):
         with context.sessions() as session:

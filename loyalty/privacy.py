@@ -39,7 +39,7 @@ from models import (
 )
 from models.privacy import Consent
 
-REQUEST_DUE = timedelta(days=15)  # the shop's own deadline for an erasure; see the README on the decree's
+REQUEST_DUE = timedelta(days=15)  # the shop's own deadline for an erasure (README: the decree's is unverified)
 DEFAULT_NOTICE = (
     "{shop} giữ các thông tin sau của thành viên: họ tên, số điện thoại, ngày sinh, tài khoản Zalo (mã người "
     "dùng, tên hiển thị, ảnh đại diện), lịch sử tích và đổi điểm, voucher.\n\n"

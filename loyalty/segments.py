@@ -125,6 +125,7 @@ def audience_size(session: Session, segment: Segment, now: datetime, *, consente
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
-def left_out_without_consent(session: Session, segment: Segment, now: datetime) -> int:
-    """Recipients the segment would have had if everyone had agreed to offers."""
-    return audience_size(session, segment, now, consented=False) - audience_size(session, segment, now)
+def left_out_without_consent(session: Session, segment: Segment, now: datetime, consented: int) -> int:
+    """Recipients the segment would have had if everyone had agreed to offers; `consented` is the audience the
+    caller already counted (or listed) with consent."""
+    return audience_size(session, segment, now, consented=False) - consented

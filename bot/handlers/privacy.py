@@ -114,10 +114,10 @@ def on_stop_offers(ctx: Context) -> list[Reply]:
 
 def ask_once(ctx: Context, replies: list[Reply]) -> list[Reply]:
     """A member who never answered is asked, once, after whatever the bot just said (registration included)."""
-    member = ctx.member
-    if not replies or member is None or member.consent_asked_at is not None:
+    if not replies:  # nothing said (receipts, unfollow): no member lookup on that path
         return replies
-    if member.marketing_consent != ConsentState.UNKNOWN:
+    member = ctx.member
+    if member is None or member.consent_asked_at is not None or member.marketing_consent != ConsentState.UNKNOWN:
         return replies
     member.consent_asked_at = ctx.now
     question = reply(

@@ -235,7 +235,7 @@ def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]
     size = audience_size(db, segment, now)
     channels = {
         "forecast": campaigns.forecast(db, segment, now),
-        "left_out": left_out_without_consent(db, segment, now),
+        "left_out": left_out_without_consent(db, segment, now, consented=size),
         **_quota(),
     }
     if segment.followers:
