@@ -53,13 +53,24 @@ def _enqueue_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
     if not pending:
         return
-    queue: Queue = session.info[QUEUE_KEY]
-    for func, args, options in pending:
-        try:
-            queue.enqueue(func, *args, **options)
-        except RedisError:
-            # Committed already: never undo the writer's work. The rows wait, by their state, for recovery.
-            log.exception("after commit: %s%r not enqueued (queue down); recovery finds its rows", func.__name__, args)
+    try:
+        enqueue_all(session.info[QUEUE_KEY], pending)
+    except RedisError:
+        # Committed already: never undo the writer's work. The rows wait, by their state, for recovery.
+        names = ", ".join(f"{func.__name__}{args!r}" for func, args, _ in pending[:5])
+        log.exception("after commit: %s not enqueued (queue down); recovery finds their rows", names)
+
+
+def enqueue_all(queue: Queue, calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> None:
+    """Enqueue `func(*args)` with RQ `options` for each call, in one round trip to Redis (RQ writes a job with
+    several commands in two transactions when it is left to itself)."""
+    with queue.connection.pipeline() as pipe:
+        for func, args, options in calls:
+            options = dict(options)
+            if "job_timeout" in options:  # enqueue()'s name for enqueue_call()'s `timeout`
+                options["timeout"] = options.pop("job_timeout")
+            queue.enqueue_call(func, args=args, pipeline=pipe, **options)
+        pipe.execute()
 
 
 @event.listens_for(Session, "after_transaction_end")

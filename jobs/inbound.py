@@ -7,27 +7,23 @@ import traceback
 from typing import Any
 
 from rq import Queue
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from jobs.context import Services, current_services
-from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
+from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_all
 from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages, record_receipt
-from jobs.profiles import fetch_profile
-from models import EventStatus, WebhookEvent, lock_row, utcnow
+from jobs.profiles import fetch_profile, profile_due
+from models import EventStatus, WebhookEvent, ZaloUser, lock_row, utcnow
+from tichdiem.db import autocommit
 from zalo.events import MessageReceipt, parse_event
 
 log = logging.getLogger(__name__)
 
 
-def handle_after_commit(session: Session, event_id: int) -> None:
-    """The event's job starts once the transaction that stored it commits."""
-    enqueue_after_commit(session, handle_event, event_id, **_job_options(event_id))
-
-
 def enqueue_handle_event(queue: Queue, event_id: int) -> None:
-    """For recovery (`tichdiem events drain`): the job id makes a second enqueue of one event a no-op."""
-    queue.enqueue(handle_event, event_id, **_job_options(event_id))
+    """The webhook, once the event is stored, and recovery (`tichdiem events drain`): the job id makes a second
+    enqueue of one event a no-op. One round trip to Redis."""
+    enqueue_all(queue, [(handle_event, (event_id,), _job_options(event_id))])
 
 
 def _job_options(event_id: int) -> dict[str, Any]:
@@ -43,14 +39,17 @@ def handle_event(event_id: int) -> str:
     """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
     context = current_services()
     refresh_profile_if_stale(context, event_id)
-    outcome = process_event(context, event_id)
-    pending = pending_ids_for_event(context.sessions, event_id)
+    outcome, queued = process_event(context, event_id)
+    # A job run again (a retry, a drain) finds the event processed: its replies not sent yet are looked up.
+    pending = queued if queued is not None else pending_ids_for_event(context.sessions, event_id)
     deliver_all(context.sessions, context.zalo, pending, context.cards, context.proactive)
     return outcome
 
 
-def process_event(context: Services, event_id: int) -> str:
+def process_event(context: Services, event_id: int) -> tuple[str, list[int] | None]:
     """Route the event through the bot and store its replies, in one transaction with status=processed.
+
+    Returns the status and the ids of the replies queued now (None when the event was handled before).
 
     The event row is locked first, so a second job for the same event (a drain racing a retry)
     waits and then sees `processed` instead of running the bot twice.
@@ -60,9 +59,9 @@ def process_event(context: Services, event_id: int) -> str:
             row = lock_row(session, WebhookEvent, event_id)
             if row is None:
                 log.error("event %s not found", event_id)
-                return "missing"
+                return "missing", []
             if row.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-                return row.status
+                return row.status, None
             event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
             now = utcnow()
             if isinstance(event, MessageReceipt):  # about our own message: no user to touch, nothing to answer
@@ -72,19 +71,20 @@ def process_event(context: Services, event_id: int) -> str:
                 replies = context.bot.handle(session, event, now)
             to_chat = [m for r in replies if r.to_phone is None for m in r.to_outbox()]
             to_phones = [m for r in replies if r.to_phone is not None for m in r.to_outbox()]
+            queued = []
             if to_chat and event.user_id:
-                queue_messages(
+                queued += queue_messages(
                     session, key=f"evt-{event_id}", user_id=event.user_id, messages=to_chat, event_id=event_id
                 )
             if to_phones:
-                queue_messages(
+                queued += queue_messages(
                     session, key=f"evt-{event_id}-phone", user_id=None, messages=to_phones, event_id=event_id
                 )
             row.status = EventStatus.PROCESSED
             row.processed_at = now
             row.attempts += 1
             row.error = None
-            return row.status
+            return row.status, queued
     except Exception:
         _record_failure(context, event_id, traceback.format_exc())
         raise
@@ -94,14 +94,23 @@ def refresh_profile_if_stale(context: Services, event_id: int) -> None:
     """Fill the user's display name and avatar from Zalo once a week; never fails the event.
 
     Only for what a user did (a message, a follow, a tap): a receipt or a platform event names no one to
-    look up, and its `user_id` could be the OA's own id if Zalo ever shaped one unexpectedly."""
-    with context.sessions() as session:
-        row = session.get(WebhookEvent, event_id)
-        if row is None or row.status == EventStatus.PROCESSED:
-            return
-        event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
+    look up, and its `user_id` could be the OA's own id if Zalo ever shaped one unexpectedly. The event and
+    its user's profile dates are read together: nearly always the profile is fresh and that one read is all."""
+    stmt = (
+        select(WebhookEvent.status, WebhookEvent.payload, ZaloUser.profile_fetched_at, ZaloUser.profile_tried_at)
+        .outerjoin(ZaloUser, ZaloUser.user_id == WebhookEvent.zalo_user_id)
+        .where(WebhookEvent.id == event_id)
+    )
+    with autocommit(context.sessions) as connection:
+        row = connection.execute(stmt).first()
+    if row is None or row.status == EventStatus.PROCESSED:
+        return
+    now = utcnow()
+    if not profile_due(row.profile_fetched_at, row.profile_tried_at, now):  # no user row yet: due
+        return
+    event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
     if event.user_id and event.is_interaction and event.user_id != context.settings.zalo_oa_id:
-        fetch_profile(context.sessions, context.zalo, event.user_id, utcnow())
+        fetch_profile(context.sessions, context.zalo, event.user_id, now)
 
 
 def _record_failure(context: Services, event_id: int, error: str) -> None:

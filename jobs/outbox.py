@@ -23,6 +23,7 @@ from jobs.context import current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
 from jobs.proactive import Hold, Skip
 from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
+from tichdiem.db import autocommit
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError, ZaloUncertain
 from zalo.events import MessageReceipt
@@ -141,8 +142,8 @@ def _mark_sent(sessions: sessionmaker[Session], outbox_id: int, zalo_message_id:
     values = {"status": OutboxStatus.SENT, "zalo_message_id": zalo_message_id, "sent_at": utcnow(), "last_error": None}
     for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
         try:
-            with sessions() as session, session.begin():
-                session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
+            with autocommit(sessions) as connection:
+                connection.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
             return
         except OperationalError:
             if attempt == MARK_SENT_ATTEMPTS:
@@ -168,21 +169,23 @@ def _release(sessions: sessionmaker[Session], message: OutboxMessage, reason: st
 
 
 def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | None:
+    """pending -> sending in one statement that commits by itself; the claimed row, or None if it was not
+    pending (or not due yet).
+
+    Only pending rows: a row left "sending" by a dead worker may have reached Zalo, so it is never sent
+    again (mark_interrupted turns it into "unknown"). No message goes out twice."""
     now = utcnow()
-    with sessions() as session, session.begin():
-        # Only pending rows: a row left "sending" by a dead worker may have reached Zalo, so it is never
-        # sent again (mark_interrupted turns it into "unknown"). No message goes out twice.
-        claimable = OutboxMessage.status == OutboxStatus.PENDING
-        due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id, claimable, due)
-            .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
-            .returning(OutboxMessage.id)
-        )
-        if result.scalar() is None:
-            return None
-        return session.get(OutboxMessage, outbox_id, populate_existing=True)
+    claimable = OutboxMessage.status == OutboxStatus.PENDING
+    due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, claimable, due)
+        .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    with autocommit(sessions) as connection, Session(connection) as session:
+        return session.scalars(stmt).one_or_none()
 
 
 def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc: ZaloError) -> str:
@@ -244,7 +247,11 @@ def enqueue_delivery(queue: Queue, outbox_ids: Sequence[int]) -> None:
 
 
 def _delivery_options(outbox_ids: Sequence[int]) -> dict[str, Any]:
-    return {"retry": RETRY, "failure_ttl": FAILED_JOB_TTL, "description": f"deliver outbox {list(outbox_ids)[:5]}"}
+    return {
+        "retry": RETRY,
+        "failure_ttl": FAILED_JOB_TTL,
+        "description": f"deliver outbox {list(outbox_ids)[:5]}",
+    }
 
 
 def stuck_message_ids(session: Session, older_than: timedelta = timedelta(minutes=1), limit: int = 10_000) -> list[int]:

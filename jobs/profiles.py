@@ -26,12 +26,12 @@ def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: st
         known = session.execute(
             select(ZaloUser.profile_fetched_at, ZaloUser.profile_tried_at).where(ZaloUser.user_id == user_id)
         ).first()
-    if known is not None and not _due(known.profile_fetched_at, known.profile_tried_at, now):
+    if known is not None and not profile_due(known.profile_fetched_at, known.profile_tried_at, now):
         return False
     with sessions() as session, session.begin():
         insert_ignore(session, ZaloUser, {"user_id": user_id, "created_at": now, "is_follower": False}, ["user_id"])
         user = session.scalars(select(ZaloUser).where(ZaloUser.user_id == user_id).with_for_update()).one()
-        if not _due(user.profile_fetched_at, user.profile_tried_at, now):
+        if not profile_due(user.profile_fetched_at, user.profile_tried_at, now):
             return False  # another job fetched it meanwhile
         user.profile_tried_at = now
     try:
@@ -50,7 +50,7 @@ def fetch_profile(sessions: sessionmaker[Session], zalo: ZaloClient, user_id: st
     return True
 
 
-def _due(fetched: datetime | None, tried: datetime | None, now: datetime) -> bool:
+def profile_due(fetched: datetime | None, tried: datetime | None, now: datetime) -> bool:
     """No profile or a week-old one, and no failed try within the hour."""
     if fetched is not None and now - fetched < PROFILE_TTL:
         return False

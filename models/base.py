@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, update
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Integer, MetaData, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -88,14 +88,16 @@ def rows_updated(session: Session, stmt: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def insert_ignore(session: Session, model: type[Model], values: dict[str, Any], conflict: list[str]) -> int | None:
+def insert_ignore(
+    session: Session | Connection, model: type[Model], values: dict[str, Any], conflict: list[str]
+) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the new id, or None if it existed.
 
     The building block of every idempotent write: two racing inserts of one key leave one row. The
     statement is built once per (dialect, model, columns) and executed with parameters, so SQLAlchemy
     compiles it once (the webhook calls this on every request).
     """
-    dialect = session.get_bind().dialect.name
+    dialect = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
     stmt = _insert_ignore_statement(dialect, model, tuple(sorted(values)), tuple(conflict))
     return session.scalar(stmt, values)
 

@@ -224,7 +224,7 @@ def test_database_down_answers_503(app: Flask, services: Services, monkeypatch: 
     def broken(*args: object, **kwargs: object) -> None:
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(webhooks.views, "record_event", broken)
+    monkeypatch.setattr(webhooks.views, "store_event", broken)
     assert post_event(app.test_client(), fixture_bytes("follow")).status_code == 503
 
 

@@ -8,21 +8,25 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from jobs.inbound import enqueue_handle_event, handle_after_commit
+from jobs.inbound import enqueue_handle_event
 from jobs.recovery import unhandled_events
 from models import EventStatus, WebhookEvent, insert_ignore, utcnow
+from tichdiem.db import autocommit
 from zalo.events import ZaloEvent, dedupe_key
 
 log = logging.getLogger(__name__)
 
 
-def record_event(session: Session, event: ZaloEvent, body: dict[str, Any]) -> int | None:
-    """Insert the event unless its key is known, and start its job once the caller commits.
+def store_event(sessions: sessionmaker[Session], queue: Queue, event: ZaloEvent, body: dict[str, Any]) -> int | None:
+    """Insert the event unless its key is known, then start its job. Returns the new row id, or None for a
+    redelivery.
 
-    Returns the new row id, or None for a redelivery. ON CONFLICT DO NOTHING makes two concurrent
-    deliveries of one event race safely: exactly one insert wins, the other sees no row returned.
+    One INSERT ... ON CONFLICT DO NOTHING that commits by itself (one round trip: the webhook's whole write),
+    then the job in one round trip to Redis: the job never runs before its row is committed. Two concurrent
+    deliveries of one event race safely: exactly one insert wins, the other sees no row returned. Redis down:
+    the event stays "received" and the recovery job enqueues it.
     """
     values = {
         "dedupe_key": dedupe_key(event),
@@ -33,9 +37,13 @@ def record_event(session: Session, event: ZaloEvent, body: dict[str, Any]) -> in
         "attempts": 0,
         "received_at": utcnow(),
     }
-    event_id = insert_ignore(session, WebhookEvent, values, ["dedupe_key"])
+    with autocommit(sessions) as connection:
+        event_id = insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])
     if event_id is not None:
-        handle_after_commit(session, event_id)  # Redis down then: the event stays "received" for recovery
+        try:
+            enqueue_handle_event(queue, event_id)
+        except RedisError:
+            log.exception("webhook: event %s stored, not enqueued (queue down); recovery enqueues it", event_id)
     return event_id
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
-from tichdiem.extensions import get_session, get_settings
-from webhooks.intake import record_event
+from tichdiem.extensions import get_queue, get_settings, services
+from webhooks.intake import store_event
 from webhooks.signature import verify_signature
 from zalo.events import MalformedEvent, OaEcho, clean_body, parse_event
 
@@ -77,13 +77,10 @@ def _ours(event: Any, body: dict[str, Any], app_id: str, oa_id: str) -> bool:
 
 
 def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]:
-    session = get_session()
     try:
-        event_id = record_event(session, event, body)
-        session.commit()
+        event_id = store_event(services().sessions, get_queue(), event, body)
     except OperationalError:
         # The database is down: answer 503 so Zalo delivers the event again later.
-        session.rollback()
         log.exception("webhook: database unavailable, asking Zalo to retry")
         return _answer("temporarily unavailable", 503)
     if event_id is None:

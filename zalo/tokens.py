@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,10 @@ class TokenPair:
 
 Exchange = Callable[[str], TokenPair]
 REFRESH_TOKEN_LIFETIME = timedelta(days=90)  # Zalo's refresh tokens last about 3 months (reference §3)
+# Every Zalo call needs the access token: read from the database at most this often per process, not once
+# per call. A token another process refreshed meanwhile is found on the first -124/-216 (refresh() sees the
+# stored token differs from the stale one and hands it over without calling Zalo).
+TOKEN_CACHE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,17 +57,31 @@ class TokenStatus:
 
 
 class DatabaseTokenStore:
-    def __init__(self, sessions: sessionmaker[Session], seed: TokenPair | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        seed: TokenPair | None = None,
+        cache_seconds: float = TOKEN_CACHE_SECONDS,
+    ) -> None:
         self._sessions = sessions
         self._seed = seed if seed and (seed.access_token or seed.refresh_token) else None
         self._local = threading.Lock()  # one refresh per process at a time; the row lock covers processes
+        self._cache_seconds = cache_seconds
+        self._cached: tuple[str, float] | None = None  # (access token, time.monotonic() it was read)
 
     def access_token(self) -> str:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[1] < self._cache_seconds:
+            return cached[0]
         with self._sessions() as session, session.begin():
             row = self._current(session)
             if row is None:
                 raise ZaloAuthError(0, "no OA access token: set ZALO_ACCESS_TOKEN and ZALO_REFRESH_TOKEN")
-            return row.access_token
+            return self._remember(row.access_token)
+
+    def _remember(self, access_token: str) -> str:
+        self._cached = (access_token, time.monotonic())
+        return access_token
 
     def expires_at(self) -> datetime | None:
         with self._sessions() as session:
@@ -81,7 +100,7 @@ class DatabaseTokenStore:
             row = lock_row(session, OaToken, row.id)
             assert row is not None
             if stale_access_token is not None and row.access_token != stale_access_token:
-                return row.access_token  # someone else refreshed while we waited for the lock
+                return self._remember(row.access_token)  # someone else refreshed (or we had an old one)
             try:
                 pair = exchange(row.refresh_token)
             except ZaloError as exc:
@@ -94,6 +113,7 @@ class DatabaseTokenStore:
                 row.refresh_failed_at, row.refresh_error = None, None
                 row.refresh_count += 1
                 log.info("zalo: OA token refreshed (refresh #%s)", row.refresh_count)
+                self._cached = None  # read again once committed (a failed commit must not leave it cached)
                 return pair.access_token
         self._record_failure(failed)
         raise failed
