@@ -17,6 +17,7 @@ QUICK = [
     ["bench.burst", "--messages", "1000"],
     ["bench.broadcast", "--members", "3000", "--workers", "4"],
     ["bench.console", "--members", "20000", "--entries", "200000"],
+    ["bench.member_import", "--rows", "20000"],
 ]
 FULL = [
     ["bench.ledger", "--ops", "100000", "--members", "1000", "--history", "10000"],
@@ -25,6 +26,7 @@ FULL = [
     ["bench.broadcast", "--members", "100000", "--workers", "4"],
     ["bench.console", "--members", "100000", "--entries", "1000000"],
     ["bench.burst", "--messages", "3000"],
+    ["bench.member_import", "--rows", "100000"],
     ["bench.faults"],
 ]
 

@@ -27,7 +27,7 @@ from loyalty.member_import import (
 from models import ImportStatus, MemberImport, rows_updated, utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 500
+CHUNK = 2000  # rows per transaction and progress update: a fifth of a second of work
 
 
 def enqueue_import(session: Session, import_id: int) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalty.birthdays import BadInput, parse_birthday, show_birthday
-from loyalty.members import create_member
+from loyalty.members import NewMember, create_members
 from loyalty.phones import normalize_phone
 from loyalty.text import fold
 from models import Member
@@ -159,9 +159,8 @@ def apply_rows(session: Session, planned: list[PlannedRow], now: datetime) -> No
         for member in session.scalars(select(Member).where(Member.phone.in_(list(updates)))):
             for attribute, (_old, new) in updates[member.phone].changes.items():
                 setattr(member, attribute, new)
-    for row in creates:
-        create_member(session, now=now, name=row.name, phone=row.phone, birthday=row.birthday, source="import")
     session.flush()
+    create_members(session, [NewMember(r.name, r.phone, r.birthday) for r in creates], now=now, source="import")
 
 
 @dataclass

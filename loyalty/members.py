@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,57 @@ def create_member(
                 continue
             raise
     raise RuntimeError("could not find a free referral code")
+
+
+@dataclass(frozen=True)
+class NewMember:
+    name: str
+    phone: str | None
+    birthday: date | None
+
+
+def create_members(session: Session, people: list[NewMember], *, now: datetime, source: str) -> None:
+    """Add many members at once (an imported list): one multi-row INSERT instead of a savepoint and a flush
+    each. Codes are drawn for all of them and any that are taken drawn again first; if the INSERT still
+    collides (a chat registration took a code or a phone meanwhile), the rows go in one by one as
+    create_member does, which says which row it was."""
+    if not people:
+        return
+    tier = lowest_tier(session)
+    codes = _free_codes(session, len(people))
+    rows = [
+        {
+            "code": code,
+            "name": person.name,
+            "phone": person.phone,
+            "birthday": person.birthday,
+            "source": source,
+            "joined_at": now,
+            "tier_id": tier.id if tier else None,
+            "tier_since": now if tier else None,
+        }
+        for person, code in zip(people, codes, strict=True)
+    ]
+    try:
+        with session.begin_nested():
+            session.execute(insert(Member), rows)
+    except IntegrityError:
+        for person in people:
+            create_member(
+                session, now=now, name=person.name, phone=person.phone, birthday=person.birthday, source=source
+            )
+
+
+def _free_codes(session: Session, count: int) -> list[str]:
+    """`count` distinct referral codes no member has, in as few look-ups as collisions need (nearly always one)."""
+    codes: set[str] = set()
+    for _ in range(CODE_ATTEMPTS):
+        drawn = {random_code(REFERRAL_CODE_LENGTH) for _ in range(count - len(codes))} - codes
+        taken = set(session.scalars(select(Member.code).where(Member.code.in_(drawn)))) if drawn else set()
+        codes |= drawn - taken
+        if len(codes) == count:
+            return list(codes)
+    raise RuntimeError("could not find free referral codes")
 
 
 def find_by_phone(session: Session, phone: str) -> Member | None:
