@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from jobs.context import current_services
+from jobs.context import current_services, use_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import deliver_one, mark_interrupted
 from jobs.proactive import proactive_payload
@@ -93,32 +96,81 @@ def fan_out(broadcast_id: int) -> int:
 
 
 def send_broadcast(broadcast_id: int, part: int = 0) -> str:
-    """Send this part's pending rows until done, paused, throttled or night; then reschedule itself."""
+    """Send this part's pending rows until done, paused, throttled or night; then reschedule itself.
+
+    Each batch goes out with up to `broadcast_in_flight` messages on their way at once (a message mostly waits
+    for Zalo's answer), paced to this part's share of the shop's `send_rate` when one is set."""
     context = current_services()
-    while True:
-        now = utcnow()
-        _beat(context.redis, broadcast_id, part, LIVENESS)
-        with context.sessions() as session:
-            broadcast = session.get(Broadcast, broadcast_id)
-            if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
-                return broadcast.status if broadcast else "missing"
-            if broadcast.throttle_until is not None and broadcast.throttle_until > now:
-                return _later(context.queue, broadcast_id, part, broadcast.throttle_until, "throttled")
-            if broadcast.promotional and is_night(now, context.settings.tz):
-                return _later(context.queue, broadcast_id, part, next_morning(now, context.settings.tz), "night")
-            ids = _next_rows(session, broadcast_id, part, now)
-        if not ids:
-            _finish_if_done(broadcast_id)
-            return "idle"
+    settings = context.settings
+    pacer = Pacer(settings.send_rate / max(settings.broadcast_senders, 1)) if settings.send_rate > 0 else None
+    with ThreadPoolExecutor(max_workers=max(settings.broadcast_in_flight, 1)) as pool:
+        while True:
+            now = utcnow()
+            _beat(context.redis, broadcast_id, part, LIVENESS)
+            with context.sessions() as session:
+                broadcast = session.get(Broadcast, broadcast_id)
+                if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+                    return broadcast.status if broadcast else "missing"
+                if broadcast.throttle_until is not None and broadcast.throttle_until > now:
+                    return _later(context.queue, broadcast_id, part, broadcast.throttle_until, "throttled")
+                if broadcast.promotional and is_night(now, settings.tz):
+                    return _later(context.queue, broadcast_id, part, next_morning(now, settings.tz), "night")
+                ids = _next_rows(session, broadcast_id, part, now)
+            if not ids:
+                _finish_if_done(broadcast_id)
+                return "idle"
+            try:
+                _deliver_batch(pool, pacer, ids)
+            except ZaloOutOfQuota as exc:  # -211: every next row would fail too, until the quota renews
+                return _pause_for_quota(broadcast_id, exc)
+            except ZaloError as exc:  # -32, 5xx, timeouts: the whole broadcast slows down
+                until = _throttle(broadcast_id, exc)
+                return _later(context.queue, broadcast_id, part, until, f"throttled by {exc.code}")
+            _reset_throttle(broadcast_id)
+
+
+def _deliver_batch(pool: ThreadPoolExecutor, pacer: Pacer | None, ids: list[int]) -> None:
+    """Deliver the rows concurrently; on the first Zalo error the rows not started yet are left pending (never
+    claimed) and, once the ones in flight have their answer, the error is raised. Each row is still claimed
+    before its send and sent at most once."""
+    context = current_services()
+    stop = threading.Event()
+
+    def deliver(outbox_id: int) -> None:
+        if stop.is_set():
+            return
+        if pacer is not None:
+            pacer.wait()
+        with use_services(context):  # the pool's threads do not inherit the job's context
+            deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
+
+    futures = [pool.submit(deliver, outbox_id) for outbox_id in ids]
+    first: ZaloError | None = None
+    for future in futures:
         try:
-            for outbox_id in ids:
-                deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
-        except ZaloOutOfQuota as exc:  # -211: every next row would fail too, until the quota renews
-            return _pause_for_quota(broadcast_id, exc)
-        except ZaloError as exc:  # -32, 5xx, timeouts: the whole broadcast slows down
-            until = _throttle(broadcast_id, exc)
-            return _later(context.queue, broadcast_id, part, until, f"throttled by {exc.code}")
-        _reset_throttle(broadcast_id)
+            future.result()
+        except ZaloError as exc:
+            stop.set()
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+class Pacer:
+    """At most `rate` calls of wait() per second from any number of threads (evenly spaced)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(self._next, now)
+            self._next = at + self._interval
+        if at > now:
+            time.sleep(at - now)
 
 
 def senders_after_commit(session: Session, broadcast_id: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
@@ -20,6 +21,7 @@ from models import (
     usable_template,
     utcnow,
 )
+from tichdiem.db import autocommit
 from zalo.client import ZaloClient
 from zalo.errors import ZaloTemplateUidRefused
 from zalo.messages import Button, text_message
@@ -76,28 +78,41 @@ class Template:
     uid_refused: bool
 
 
+TEMPLATE_CACHE_SECONDS = 30.0  # a broadcast sends thousands of rows: its template is read twice a minute
+
+
 @dataclass
 class ProactiveSender:
     sessions: sessionmaker[Session]
     zalo: ZaloClient
     tz: ZoneInfo
+    _templates: dict[str, tuple[Template | None, float]] = field(default_factory=dict)  # purpose -> (it, read at)
 
     def send(self, row: OutboxMessage) -> str:
         now = utcnow()
         payload = row.message
-        with self.sessions() as session:
+        purpose = str(payload.get("purpose") or "broadcast")
+        # Short reads on one connection, each its own transaction (no BEGIN/ROLLBACK round trips).
+        with autocommit(self.sessions) as connection:
             user = (
-                session.scalar(select(ZaloUser).where(ZaloUser.user_id == row.zalo_user_id))
+                connection.execute(
+                    select(ZaloUser.user_id, ZaloUser.is_follower, ZaloUser.last_interaction_at).where(
+                        ZaloUser.user_id == row.zalo_user_id
+                    )
+                ).first()
                 if row.zalo_user_id
                 else None
             )
-            broadcast = session.get(Broadcast, row.broadcast_id) if row.broadcast_id else None
-            template = _template(session, str(payload.get("purpose") or "broadcast"))
-        if broadcast is not None:
-            if broadcast.status == BroadcastStatus.CANCELLED:
-                raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
-            if broadcast.status == BroadcastStatus.PAUSED:
-                raise Hold("broadcast paused")
+            status = (
+                connection.scalar(select(Broadcast.status).where(Broadcast.id == row.broadcast_id))
+                if row.broadcast_id
+                else None
+            )
+            template = self._template(connection, purpose)
+        if status == BroadcastStatus.CANCELLED:
+            raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
+        if status == BroadcastStatus.PAUSED:
+            raise Hold("broadcast paused")
         promotional = bool(payload.get("promotional"))
         phone = payload.get("phone") or None
         if user is None or not user.is_follower:
@@ -123,6 +138,15 @@ class ProactiveSender:
         buttons = tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons") or ())
         return self.zalo.send_message(user.user_id, text_message(payload["text"][:2000], buttons))
 
+    def _template(self, connection: Connection, purpose: str) -> Template | None:
+        cached = self._templates.get(purpose)
+        if cached is not None and time.monotonic() - cached[1] < TEMPLATE_CACHE_SECONDS:
+            return cached[0]
+        with Session(connection) as session:
+            template = _template(session, purpose)
+        self._templates[purpose] = (template, time.monotonic())
+        return template
+
     def _by_template(self, row: OutboxMessage, template: Template, user_id: str | None, phone: str | None) -> str:
         """By UID when we have one and the template takes UIDs, else by phone. -249 (this template refuses
         UIDs) means Zalo sent nothing, so the phone is tried at once, and the template is remembered."""
@@ -134,6 +158,7 @@ class ProactiveSender:
             try:
                 return self.zalo.send_template(user_id, template.template_id, data)
             except ZaloTemplateUidRefused:
+                self._templates.clear()  # read again with uid_refused set
                 with self.sessions() as session, session.begin():
                     session.execute(
                         update(ZaloTemplate).where(ZaloTemplate.id == template.row_id).values(uid_refused=True)

@@ -47,6 +47,8 @@ class Settings:
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe
     health_token: str = ""  # lets a monitor read /healthz's details without a staff session
     broadcast_senders: int = 4  # sender jobs per broadcast (parts sent in parallel)
+    broadcast_in_flight: int = 8  # messages each sender job has on its way to Zalo at once
+    send_rate: int = 0  # the shop's ceiling for a broadcast, messages/s across its senders; 0: none
     retention_days: int = 90  # raw webhook bodies and message texts (names, phones) are emptied after this
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -111,9 +113,11 @@ _ENV_NAMES = {
     "trusted_proxies": "TRUSTED_PROXIES",
     "health_token": "HEALTH_TOKEN",
     "broadcast_senders": "TICHDIEM_BROADCAST_SENDERS",
+    "broadcast_in_flight": "TICHDIEM_BROADCAST_IN_FLIGHT",
+    "send_rate": "TICHDIEM_SEND_RATE",
     "retention_days": "TICHDIEM_RETENTION_DAYS",
 }
-_INT_SETTINGS = {"trusted_proxies", "broadcast_senders", "retention_days"}
+_INT_SETTINGS = {"trusted_proxies", "broadcast_senders", "broadcast_in_flight", "send_rate", "retention_days"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
