@@ -14,7 +14,7 @@ from loyalty.errors import DuplicateBill, InvalidAmount
 from loyalty.locks import lock_member
 from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
 from loyalty.referrals import award_referral_bonus
-from loyalty.tiers import upgrade_if_qualified
+from loyalty.tiers import list_tiers, upgrade_if_qualified
 from models import EntryKind, LedgerEntry, Member, Store, Tier, TierEvent
 
 # 2 tỷ đ: beyond this it is a typo, not a bill (and bill amounts are 32-bit columns, 2,147,483,647 at most).
@@ -61,12 +61,16 @@ def quote(
     now: datetime,
     store: Store | None = None,
     channel: str | None = None,
+    tiers: list[Tier] | None = None,
 ) -> EarnQuote:
-    """How many points `amount` đ earns this member now, and why."""
+    """How many points `amount` đ earns this member now, and why (`tiers`: the shop's, if already read)."""
     if amount < rules.min_bill_amount:
         return EarnQuote(points=0, base_points=0, limited_by="min_bill")
     base = _rate(rules, store, channel).points_for(amount)
-    tier = session.get(Tier, member.tier_id) if member.tier_id else None
+    if tiers is not None:
+        tier = next((t for t in tiers if t.id == member.tier_id), None)
+    else:
+        tier = session.get(Tier, member.tier_id) if member.tier_id else None
     tier_pct = tier.earn_multiplier_pct if tier else 100
     promo_pct, promo_name = rules.promotion_pct(now.astimezone(tz).date())
     points = base * tier_pct * promo_pct // 10_000
@@ -118,7 +122,8 @@ def earn(
     if bill_ref and not new_bill:
         check_bill_not_credited(session, bill_ref, store_id)
     store = session.get(Store, store_id) if store_id else None
-    q = quote(session, member, amount, rules=rules, tz=tz, now=now, store=store, channel=channel)
+    tiers = list_tiers(session)  # read once: the multiplier now, the upgrade check after
+    q = quote(session, member, amount, rules=rules, tz=tz, now=now, store=store, channel=channel, tiers=tiers)
     if q.points <= 0:
         return EarnResult(points=0, balance=member.points_balance, entry=None, quote=q)
     posting = ledger.Posting(
@@ -134,11 +139,11 @@ def earn(
         reason="tích điểm",
         details=q.details(),
     )
+    member.last_earned_at = now  # written with the balance, in the entry's flush
     entry = ledger.credit(session, member, posting, now=now, expires_at=rules.expiry_for(now))
-    member.last_earned_at = now
     bonus = award_referral_bonus(session, member, entry, rules=rules, now=now)
     tier_event = upgrade_if_qualified(
-        session, member, window_start=rules.tier_window_start(now), now=now, reason=f"earn:{entry.id}"
+        session, member, window_start=rules.tier_window_start(now), now=now, reason=f"earn:{entry.id}", tiers=tiers
     )
     return EarnResult(
         points=q.points,
@@ -150,10 +155,12 @@ def earn(
     )
 
 
+_REVERSAL = aliased(LedgerEntry, name="reversal")  # made once: building an alias per call cost a tenth of an earn
+
+
 def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None) -> None:
     """Raises DuplicateBill if this store's bill number already earned points that were not refunded."""
-    reversal = aliased(LedgerEntry)
-    refunded = select(reversal.id).where(reversal.reverses_id == LedgerEntry.id).exists()
+    refunded = select(_REVERSAL.id).where(_REVERSAL.reverses_id == LedgerEntry.id).exists()
     stmt = select(LedgerEntry).where(
         LedgerEntry.kind == EntryKind.EARN,
         LedgerEntry.source_ref == bill_ref,

@@ -62,6 +62,8 @@ def credit(
     """Add points as a new lot. The member must be locked and the key checked by the caller."""
     if posting.points <= 0:
         raise InvalidAmount("a credit needs points > 0")
+    if posting.kind == EntryKind.EARN:  # before the entry's flush: one UPDATE of the member, not two
+        member.points_lifetime += posting.points
     entry = _append(session, member, posting, posting.points, now, qualifying_at=now if posting.qualifying else None)
     session.add(
         PointLot(
@@ -73,8 +75,6 @@ def credit(
             expires_at=expires_at,
         )
     )
-    if posting.kind == EntryKind.EARN:
-        member.points_lifetime += posting.points
     return entry
 
 

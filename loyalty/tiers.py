@@ -47,10 +47,17 @@ def qualifying_points(session: Session, member_id: int, window_start: datetime |
 
 
 def upgrade_if_qualified(
-    session: Session, member: Member, *, window_start: datetime | None, now: datetime, reason: str
+    session: Session,
+    member: Member,
+    *,
+    window_start: datetime | None,
+    now: datetime,
+    reason: str,
+    tiers: list[Tier] | None = None,
 ) -> TierEvent | None:
-    """Move the member up at once if their qualifying points reached a higher tier. Never moves down."""
-    tiers = list_tiers(session)
+    """Move the member up at once if their qualifying points reached a higher tier. Never moves down.
+    (`tiers`: the shop's tiers by threshold, if the caller read them already in this transaction.)"""
+    tiers = list_tiers(session) if tiers is None else tiers
     current = _tier(tiers, member.tier_id)
     higher = [t for t in tiers if current is None or t.threshold > current.threshold]
     # Qualifying points never exceed lifetime points: most earns can skip the SUM over the window.
