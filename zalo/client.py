@@ -168,6 +168,10 @@ def http_session() -> requests.Session:
     call (a sixth of a reply's CPU); only proxy settings need that (with their NO_PROXY rules), so it stays on
     only where a proxy is configured. A CA bundle named in the environment is read once."""
     session = requests.Session()
+    # Broadcast senders keep several calls in flight from one process: keep that many connections alive.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     session.trust_env = bool(urllib.request.getproxies())
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
