@@ -55,7 +55,11 @@ class FakeZalo:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender died mid-request: like Zalo, nothing was received
+                    self.close_connection = True
+                    return
                 if self.path.endswith("/v4/oa/access_token"):  # the token keeper's refresh (a form body)
                     return self._json({"access_token": "t", "refresh_token": "r", "expires_in": "90000"})
                 body: dict[str, Any] = json.loads(raw or b"{}")

@@ -89,7 +89,7 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
             broadcasts.start_due_broadcasts()
         worker["proc"] = start_worker(env)
         assert worker["proc"].wait(timeout=60) == -signal.SIGKILL
-        assert zalo.count == KILL_AT
+        assert KILL_AT <= zalo.count < KILL_AT + settings.broadcast_in_flight  # others in flight may land too
 
         # The cron's recovery tick, a few minutes later: the interrupted send is marked, the killed sender
         # restarts (its liveness key, refreshed every batch, has expired: Redis keeps real time), once.
@@ -108,9 +108,16 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
 
     report = campaigns.progress(session, broadcast.id)
     assert report["status"] == "done", report
-    assert set(zalo.received) == {f"k{i}" for i in range(RECIPIENTS)}
     assert max(zalo.received.values()) == 1  # nobody got the promotion twice
-    assert report["counts"] == {"sent": RECIPIENTS - 1, "unknown": 1}  # the one Zalo took as the worker died
-    unknown = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "unknown")).one()
-    assert zalo.received[unknown.zalo_user_id] == 1
+    # The sends in flight when the worker died (up to broadcast_in_flight of them, the one Zalo was answering
+    # among them) are "unknown": maybe delivered, never sent again. Every other recipient got it once.
+    counts = report["counts"]
+    assert set(counts) == {"sent", "unknown"} and counts["sent"] + counts["unknown"] == RECIPIENTS
+    assert 1 <= counts["unknown"] <= settings.broadcast_in_flight
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast.id)).all()
+    sent = {r.zalo_user_id for r in rows if r.status == "sent"}
+    unknown = {r.zalo_user_id for r in rows if r.status == "unknown"}
+    assert all(zalo.received[user] == 1 for user in sent)
+    assert set(zalo.received) - sent <= unknown  # what Zalo got beyond the "sent" rows is among the unknown
+    assert any(zalo.received[user] == 1 for user in unknown)  # the one Zalo took as the worker died
     app.extensions["tichdiem"].engine.dispose()
