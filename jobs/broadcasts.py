@@ -11,7 +11,8 @@ import logging
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from jobs.outbox import deliver_one, mark_interrupted
 from jobs.proactive import proactive_payload
 from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, follower_query, left_out_without_consent
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, utcnow
+from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, rows_updated, utcnow
 from zalo.errors import ZaloError, ZaloOutOfQuota
 from zalo.policy import is_night, next_morning
 
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 BATCH = 50
 FANOUT_CHUNK = 1000
 THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
-LIVENESS = timedelta(seconds=60)  # a sender that has not refreshed its key for this long is gone
+LIVENESS = timedelta(seconds=30)  # a sender that has not refreshed its key for this long is gone
+BEAT_EVERY = 5.0  # seconds: how often a sender refreshes it in the middle of a batch
 QUEUED = timedelta(minutes=10)  # a sender job waiting in the queue
 RESTART_AFTER = timedelta(minutes=1)  # rows younger than this may simply not have been reached yet
 
@@ -120,7 +122,7 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
                 _finish_if_done(broadcast_id)
                 return "idle"
             try:
-                _deliver_batch(pool, pacer, ids)
+                _deliver_batch(pool, pacer, ids, lambda: _beat(context.redis, broadcast_id, part, LIVENESS))
             except ZaloOutOfQuota as exc:  # -211: every next row would fail too, until the quota renews
                 return _pause_for_quota(broadcast_id, exc)
             except ZaloError as exc:  # -32, 5xx, timeouts: the whole broadcast slows down
@@ -129,10 +131,13 @@ def send_broadcast(broadcast_id: int, part: int = 0) -> str:
             _reset_throttle(broadcast_id)
 
 
-def _deliver_batch(pool: ThreadPoolExecutor, pacer: Pacer | None, ids: list[int]) -> None:
+def _deliver_batch(
+    pool: ThreadPoolExecutor, pacer: Pacer | None, ids: list[int], beat: Callable[[], None] | None = None
+) -> None:
     """Deliver the rows concurrently; on the first Zalo error the rows not started yet are left pending (never
     claimed) and, once the ones in flight have their answer, the error is raised. Each row is still claimed
-    before its send and sent at most once."""
+    before its send and sent at most once. `beat` is called every BEAT_EVERY seconds meanwhile: a slow,
+    paced batch is not taken for a dead sender."""
     context = current_services()
     stop = threading.Event()
 
@@ -141,19 +146,25 @@ def _deliver_batch(pool: ThreadPoolExecutor, pacer: Pacer | None, ids: list[int]
             return
         if pacer is not None:
             pacer.wait()
+        if stop.is_set():
+            return
         with use_services(context):  # the pool's threads do not inherit the job's context
             deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
 
     futures = [pool.submit(deliver, outbox_id) for outbox_id in ids]
-    first: ZaloError | None = None
-    for future in futures:
-        try:
-            future.result()
-        except ZaloError as exc:
+    waiting = set(futures)
+    while waiting:
+        finished, waiting = wait(waiting, timeout=BEAT_EVERY, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in finished):
             stop.set()
-            first = first or exc
-    if first is not None:
-        raise first
+        if beat is not None:
+            beat()
+    errors = [error for f in futures if (error := f.exception()) is not None]
+    for error in errors:
+        if not isinstance(error, ZaloError):
+            raise error  # the database, a bug: as a job failure, not a throttle
+    if errors:
+        raise errors[0]
 
 
 class Pacer:
@@ -199,15 +210,49 @@ def recover_broadcasts() -> int:
     restarted = 0
     with context.sessions() as session:
         mark_interrupted(session, now)  # every outbox row, replies and broadcasts alike
-        for broadcast_id in session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)):
+        sending = list(session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)))
+        for broadcast_id in sending:
+            for part in _parts_mid_send(session, broadcast_id):
+                if not context.redis.exists(_liveness_key(broadcast_id, part)):
+                    _mark_part_interrupted(session, broadcast_id, part)
             for part in _parts_with_rows_due(session, broadcast_id, now):
                 if not context.redis.exists(_liveness_key(broadcast_id, part)):
                     restarted += 1
                     _start_sender_after_commit(session, broadcast_id, part)
         session.commit()
+    for broadcast_id in sending:  # the last rows may have been the interrupted ones: nobody else would end it
+        _finish_if_done(broadcast_id)
     if restarted:
         log.warning("broadcasts: %s stopped sender(s) restarted", restarted)
     return restarted
+
+
+def _parts_mid_send(session: Session, broadcast_id: int) -> list[int]:
+    part = OutboxMessage.id % current_services().settings.broadcast_senders
+    stmt = (
+        select(part)
+        .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == OutboxStatus.SENDING)
+        .group_by(part)
+    )
+    return [int(p) for p in session.scalars(stmt)]
+
+
+def _mark_part_interrupted(session: Session, broadcast_id: int, part: int) -> None:
+    """A part whose sender stopped beating (killed) left its sends in flight "sending": they may have reached
+    Zalo, so they become "unknown" now (not after STALE_CLAIM) and the broadcast can end."""
+    senders = current_services().settings.broadcast_senders
+    count = rows_updated(
+        session,
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.broadcast_id == broadcast_id,
+            OutboxMessage.status == OutboxStatus.SENDING,
+            OutboxMessage.id % senders == part,
+        )
+        .values(status=OutboxStatus.UNKNOWN, last_error="the sender died mid-send; not sent again")
+        .execution_options(synchronize_session=False),
+    )
+    log.warning("broadcasts: %s sends of broadcast %s part %s interrupted, marked unknown", count, broadcast_id, part)
 
 
 def _parts_with_rows_due(session: Session, broadcast_id: int, now: datetime) -> list[int]:

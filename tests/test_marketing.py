@@ -395,6 +395,37 @@ def test_senders_started_before_the_fan_out_do_not_end_the_broadcast(
     assert session.get(Broadcast, broadcast_id).status == "done"
 
 
+def test_a_dead_senders_sends_in_flight_are_unknown_and_the_broadcast_ends(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    """A sender killed with messages on their way leaves them "sending"; once its liveness key has lapsed the
+    recovery tick marks them unknown (maybe delivered, never sent again) and ends a broadcast with nothing left."""
+    zalo.accept_messages()
+    for i in range(3):
+        add_member(session, f"M{i}", uid=f"u{i}")
+    broadcast_id = make_broadcast(app, session, Segment())
+    with app.app_context():
+        broadcasts.fan_out(broadcast_id)
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast_id)).all()
+    rows[0].status, rows[1].status = "sent", "sending"  # the sender died with rows[1] in flight...
+    rows[2].status = "sending"  # ...and rows[2]
+    session.commit()
+    services = app.extensions["tichdiem"]
+    with app.app_context():
+        part = rows[1].id % services.settings.broadcast_senders
+        services.redis.set(broadcasts._liveness_key(broadcast_id, part), 1, ex=60)  # its sender still beats
+        broadcasts.recover_broadcasts()
+        session.expire_all()
+        assert session.get(OutboxMessage, rows[1].id).status == "sending"  # a live sender's rows are its own
+        assert session.get(Broadcast, broadcast_id).status == "sending"
+        services.redis.delete(*services.redis.keys("tichdiem:broadcast:*"))  # the keys lapse: it is dead
+        assert broadcasts.recover_broadcasts() == 0  # nothing pending to restart
+    session.expire_all()
+    assert [session.get(OutboxMessage, r.id).status for r in rows] == ["sent", "unknown", "unknown"]
+    assert session.get(Broadcast, broadcast_id).status == "done"
+    assert zalo.sent_messages() == []  # nothing was sent again
+
+
 def test_the_follower_audience_takes_no_member_filters_or_member_fields(session: Session) -> None:
     from loyalty.errors import InvalidSettings
 
