@@ -228,26 +228,19 @@ def recover_broadcasts() -> int:
 
 
 def _parts_mid_send(session: Session, broadcast_id: int) -> list[int]:
-    part = OutboxMessage.id % current_services().settings.broadcast_senders
-    stmt = (
-        select(part)
-        .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == OutboxStatus.SENDING)
-        .group_by(part)
-    )
-    return [int(p) for p in session.scalars(stmt)]
+    return _parts(session, broadcast_id, OutboxMessage.status == OutboxStatus.SENDING)
 
 
 def _mark_part_interrupted(session: Session, broadcast_id: int, part: int) -> None:
     """A part whose sender stopped beating (killed) left its sends in flight "sending": they may have reached
     Zalo, so they become "unknown" now (not after STALE_CLAIM) and the broadcast can end."""
-    senders = current_services().settings.broadcast_senders
     count = rows_updated(
         session,
         update(OutboxMessage)
         .where(
             OutboxMessage.broadcast_id == broadcast_id,
             OutboxMessage.status == OutboxStatus.SENDING,
-            OutboxMessage.id % senders == part,
+            _part_of_row() == part,
         )
         .values(status=OutboxStatus.UNKNOWN, last_error="the sender died mid-send; not sent again")
         .execution_options(synchronize_session=False),
@@ -256,19 +249,25 @@ def _mark_part_interrupted(session: Session, broadcast_id: int, part: int) -> No
 
 
 def _parts_with_rows_due(session: Session, broadcast_id: int, now: datetime) -> list[int]:
-    senders = current_services().settings.broadcast_senders
-    part = OutboxMessage.id % senders
-    stmt = (
-        select(part)
-        .where(
-            OutboxMessage.broadcast_id == broadcast_id,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.created_at < now - RESTART_AFTER,
-            (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
-        )
-        .group_by(part)
+    return _parts(
+        session,
+        broadcast_id,
+        OutboxMessage.status == OutboxStatus.PENDING,
+        OutboxMessage.created_at < now - RESTART_AFTER,
+        (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
     )
+
+
+def _parts(session: Session, broadcast_id: int, *conditions: Any) -> list[int]:
+    """The parts (senders) owning at least one of the broadcast's rows that meet `conditions`."""
+    part = _part_of_row()
+    stmt = select(part).where(OutboxMessage.broadcast_id == broadcast_id, *conditions).group_by(part)
     return [int(p) for p in session.scalars(stmt)]
+
+
+def _part_of_row() -> Any:
+    """Which sender owns a row: its id modulo the number of senders."""
+    return OutboxMessage.id % current_services().settings.broadcast_senders
 
 
 def _liveness_key(broadcast_id: int, part: int) -> str:
@@ -345,7 +344,7 @@ def _next_rows(session: Session, broadcast_id: int, part: int, now: datetime) ->
         .where(
             OutboxMessage.broadcast_id == broadcast_id,
             OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.id % current_services().settings.broadcast_senders == part,
+            _part_of_row() == part,
         )
         .where((OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now))
         .order_by(OutboxMessage.id)

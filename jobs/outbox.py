@@ -247,11 +247,7 @@ def enqueue_delivery(queue: Queue, outbox_ids: Sequence[int]) -> None:
 
 
 def _delivery_options(outbox_ids: Sequence[int]) -> dict[str, Any]:
-    return {
-        "retry": RETRY,
-        "failure_ttl": FAILED_JOB_TTL,
-        "description": f"deliver outbox {list(outbox_ids)[:5]}",
-    }
+    return {"retry": RETRY, "failure_ttl": FAILED_JOB_TTL, "description": f"deliver outbox {list(outbox_ids)[:5]}"}
 
 
 def stuck_message_ids(session: Session, older_than: timedelta = timedelta(minutes=1), limit: int = 10_000) -> list[int]:

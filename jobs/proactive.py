@@ -86,7 +86,8 @@ class ProactiveSender:
     sessions: sessionmaker[Session]
     zalo: ZaloClient
     tz: ZoneInfo
-    _templates: dict[str, tuple[Template | None, float]] = field(default_factory=dict)  # purpose -> (it, read at)
+    # purpose -> (its template, time.monotonic() it was read)
+    _templates: dict[str, tuple[Template | None, float]] = field(default_factory=dict, init=False, repr=False)
 
     def send(self, row: OutboxMessage) -> str:
         now = utcnow()
@@ -158,11 +159,11 @@ class ProactiveSender:
             try:
                 return self.zalo.send_template(user_id, template.template_id, data)
             except ZaloTemplateUidRefused:
-                self._templates.clear()  # read again with uid_refused set
                 with self.sessions() as session, session.begin():
                     session.execute(
                         update(ZaloTemplate).where(ZaloTemplate.id == template.row_id).values(uid_refused=True)
                     )
+                self._templates.clear()  # once stored: the next read has uid_refused set
         if phone is None:
             raise Skip("mẫu tin chỉ gửi được qua số điện thoại, thành viên chưa có số")
         return self.zalo.send_template_by_phone(phone, template.template_id, data, tracking_id=row.key)

@@ -146,6 +146,25 @@ def test_concurrent_refreshes_use_the_refresh_token_once(services: Services, zal
     assert session.scalars(select(OaToken)).one().refresh_token == "RT-2"
 
 
+def test_a_token_another_process_refreshed_is_taken_without_spending_the_refresh_token(
+    services: Services, zalo: ZaloFake, session: Session
+) -> None:
+    """Each process keeps the access token it read for a while; when another process has refreshed the pair
+    meanwhile, Zalo refuses the old token once and the stored new one is used, with no second refresh."""
+    assert services.zalo.tokens.access_token() == "AT-initial"  # this worker has read (and keeps) the token
+    row = session.scalars(select(OaToken)).one()
+    row.access_token, row.refresh_token = "AT-other", "RT-other"  # another worker refreshed the pair
+    session.commit()
+    zalo.answer_messages(envelope(-216, "Access token is invalid"))
+    zalo.accept_messages("m-1")
+    assert services.zalo.send_message("u1", {"text": "hi"}) == "m-1"
+    assert [c.request.headers["access_token"] for c in zalo.calls_to(CS_URL)] == ["AT-initial", "AT-other"]
+    assert zalo.calls_to(TOKEN_URL) == []  # the single-use refresh token was not spent again
+    zalo.accept_messages("m-2")
+    assert services.zalo.send_message("u1", {"text": "again"}) == "m-2"
+    assert zalo.calls_to(CS_URL)[-1].request.headers["access_token"] == "AT-other"
+
+
 def test_new_pair_in_environment_replaces_stored_pair(services: Services, session: Session) -> None:
     DatabaseTokenStore(services.sessions, TokenPair("AT-initial", "RT-initial")).access_token()
     store = DatabaseTokenStore(services.sessions, TokenPair("AT-regranted", "RT-regranted"))

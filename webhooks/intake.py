@@ -40,15 +40,13 @@ def store_event(sessions: sessionmaker[Session], queue: Queue, event: ZaloEvent,
     with autocommit(sessions) as connection:
         event_id = insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])
     if event_id is not None:
-        try:
-            enqueue_handle_event(queue, event_id)
-        except RedisError:
-            log.exception("webhook: event %s stored, not enqueued (queue down); recovery enqueues it", event_id)
+        enqueue_waiting(queue, [event_id])  # Redis down: logged, and the recovery job enqueues it later
     return event_id
 
 
 def enqueue_waiting(queue: Queue, event_ids: list[int]) -> int:
-    """Recovery: enqueue events stored but never handled; returns how many were enqueued."""
+    """Enqueue stored events (a new one, or recovery's unhandled ones); returns how many were enqueued. Redis
+    down: each is logged and stays "received" for the recovery job."""
     enqueued = 0
     for event_id in event_ids:
         try:
