@@ -316,6 +316,27 @@ def test_pause_resume_cancel(app: Flask, zalo: ZaloFake, session: Session, servi
     assert campaigns.progress(session, other)["counts"] == {"cancelled": 3}
 
 
+def test_the_shops_send_rate_paces_every_message_of_a_broadcast(
+    settings, zalo: ZaloFake, session: Session, shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TICHDIEM_SEND_RATE=20 with 4 senders: each sender waits for its slot at 5 messages/s before every send."""
+    from tichdiem.app import create_app
+
+    app = create_app(settings.with_overrides(send_rate=20, broadcast_senders=4), config={"TESTING": True})
+    slots: list[float] = []
+    monkeypatch.setattr(broadcasts.Pacer, "wait", lambda pacer: slots.append(pacer._interval))  # no sleeping
+    zalo.accept_messages()
+    for i in range(3):
+        add_member(session, f"M{i}", uid=f"u{i}")
+    broadcast_id = make_broadcast(app, session, Segment())
+    run_jobs(app)
+    assert len(zalo.sent_messages()) == 3
+    assert slots == pytest.approx([0.2] * 3)  # one slot per message, at 20 / 4 = 5 per second and sender
+    with app.app_context():
+        assert campaigns.progress(session, broadcast_id)["counts"] == {"sent": 3}
+    app.extensions["tichdiem"].engine.dispose()
+
+
 def test_rate_limit_slows_the_whole_broadcast(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
     zalo.answer_messages({"error": -32, "message": "Reached limit call api"})
     zalo.accept_messages()
