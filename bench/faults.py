@@ -224,10 +224,7 @@ class Row:
     down: list[str]
     goal: str
     passed: bool
-
-    @property
-    def lost(self) -> int:
-        return self.sent - self.answered - self.unknown
+    lost: int = 0  # recipients Zalo got nothing for and whose row is not honestly "unknown" either
 
     def line(self) -> str:
         heal = f"{self.heal_seconds:6.1f} s" if self.heal_seconds is not None else "not healed"
@@ -261,6 +258,13 @@ class Run:
         with self.engine.connect() as conn:
             return int(conn.execute(text(sql), params).scalar() or 0)
 
+    def lost(self, users: list[str], unknown_sql: str, **params: object) -> int:
+        """Users Zalo received nothing for, less those whose message is marked unknown (an unknown row may
+        also have reached Zalo, so sent - answered - unknown would count it twice)."""
+        with self.engine.connect() as conn:
+            unknown = set(conn.execute(text(unknown_sql), params).scalars())
+        return sum(1 for u in users if not self.zalo.received[u] - self.before.get(u, 0) and u not in unknown)
+
     def answered(self, users: list[str]) -> tuple[int, int, float]:
         """(users answered, users answered more than once, when the last first answer arrived)."""
         got = [self.zalo.received[u] - self.before.get(u, 0) for u in users]
@@ -284,6 +288,12 @@ class Run:
         )
         answered, duplicated, _ = self.answered(users)
         row = Row(fault, len(users), stored, answered, duplicated, unknown, heal, self.shop.down(), goal, ok)
+        row.lost = self.lost(
+            users,
+            "SELECT o.zalo_user_id FROM outbox_messages o JOIN webhook_events e ON e.id = o.event_id "
+            "WHERE o.status = 'unknown' AND e.payload::text LIKE :tag",
+            tag=f"%{tag}-%",
+        )
         row.passed = ok and row.duplicated == 0 and row.lost <= 0 and not row.down and heal is not None
         return row
 
@@ -339,6 +349,7 @@ class Run:
 
         users = [f"z{i}" for i in range(FOLLOWERS)]
         before = {u: self.zalo.received[u] for u in users}
+        self.before.update(before)
         app = create_app()
         services = app.extensions["tichdiem"]
         with app.app_context(), services.sessions() as session:
@@ -385,6 +396,9 @@ class Run:
         late = None if seconds is None or baseline is None else seconds - baseline
         goal = f"done ≤ 60 s after the fault-free run ({baseline or 0:.0f} s)"
         row = Row("worker-kill", FOLLOWERS, stored, answered, duplicated, unknown, late, self.shop.down(), goal, False)
+        users = [f"z{i}" for i in range(FOLLOWERS)]
+        unknown_sql = "SELECT zalo_user_id FROM outbox_messages WHERE broadcast_id = :b AND status = 'unknown'"
+        row.lost = self.lost(users, unknown_sql, b=broadcast_id)
         row.passed = late is not None and late <= 60 and duplicated == 0 and row.lost <= 0 and not row.down
         return row
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rq import Queue
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.context import current_services
@@ -122,6 +122,14 @@ def deliver_one(
             zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)
     except ZaloError as exc:
         return _record_failure(sessions, message, exc)
+    except SQLAlchemyError:
+        # The database went away before the message went out: every sender reads what it needs (the token, the
+        # card, the template) first and calls Zalo last, and a failed call is a ZaloError. Nothing reached
+        # Zalo, so the row goes back to pending for the job's retry instead of staying "sending" (which
+        # recovery would have to call unknown, and the customer would never get an answer).
+        release = lambda: _release(sessions, message, "database lost before sending", None)  # noqa: E731
+        _with_fresh_connections(release, f"putting {outbox_id} back to pending")
+        raise
     except Hold as hold:
         return _release(sessions, message, hold.reason, hold.not_before)
     except Skip as skip:
@@ -140,15 +148,26 @@ def _mark_sent(sessions: sessionmaker[Session], outbox_id: int, zalo_message_id:
     """Record a delivered message. The database may drop the connection right now (a failover, a restart):
     Zalo already has the message, so try again on a fresh connection rather than leave it "sending"."""
     values = {"status": OutboxStatus.SENT, "zalo_message_id": zalo_message_id, "sent_at": utcnow(), "last_error": None}
+
+    def mark() -> None:
+        with autocommit(sessions) as connection:
+            connection.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
+
+    # Still failing after the last try: left "sending", recovery marks it unknown (delivered, not recorded).
+    _with_fresh_connections(mark, f"recording {outbox_id} as sent")
+
+
+def _with_fresh_connections(write: Callable[[], object], what: str = "") -> None:
+    """Run a write that must not be lost to a dropped connection, trying again on fresh ones: a pooled
+    connection the server closed fails once and is replaced, and a PostgreSQL restart takes a few seconds."""
     for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
         try:
-            with autocommit(sessions) as connection:
-                connection.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
+            write()
             return
         except OperationalError:
             if attempt == MARK_SENT_ATTEMPTS:
-                raise  # left "sending": recovery marks it unknown (delivered, not recorded), never re-sent
-            log.warning("outbox: database lost while recording %s as sent; trying again", outbox_id)
+                raise
+            log.warning("outbox: database lost while %s; trying again", what or "writing")
             time.sleep(MARK_SENT_PAUSE * attempt)
 
 

@@ -214,6 +214,46 @@ def test_database_lost_between_the_send_and_recording_it(
     assert (row.status, row.zalo_message_id, len(zalo.sent_messages())) == ("sent", "zalo-m-1", 1)
 
 
+def test_database_lost_before_the_send_puts_the_row_back_for_the_retry(
+    app: Flask, zalo: ZaloFake, session: Session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The fault drill found it: the OA token is read from the database after the claim; a cut connection there
+    left the row "sending" although nothing reached Zalo, so recovery called it unknown and the customer never
+    got an answer. Now it is pending again and the job's retry sends it, once."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from jobs import outbox
+    from jobs.outbox import deliver_one, queue_messages
+    from zalo.messages import text_message
+
+    monkeypatch.setattr(outbox, "MARK_SENT_PAUSE", 0)
+    zalo.accept_messages("zalo-m-2")
+    services = app.extensions["tichdiem"]
+    services.zalo.tokens._cached = None  # the token is read from the database on this send
+    with services.sessions() as s:
+        (row_id,) = queue_messages(s, key="k2", user_id="8958041078911298472", messages=[text_message("+5 điểm")])
+        s.commit()
+    drops = {"left": 1}
+
+    def drop_connection(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "FROM oa_tokens" in statement and drops["left"]:
+            drops["left"] -= 1
+            raise OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
+
+    event.listen(services.engine, "before_cursor_execute", drop_connection)
+    try:
+        with pytest.raises(OperationalError):
+            deliver_one(services.sessions, services.zalo, row_id)
+    finally:
+        event.remove(services.engine, "before_cursor_execute", drop_connection)
+    row = session.get(OutboxMessage, row_id)
+    assert (row.status, row.attempts, len(zalo.sent_messages())) == ("pending", 0, 0)
+    assert deliver_one(services.sessions, services.zalo, row_id) == "sent"  # the job's retry
+    session.refresh(row)
+    assert (row.status, len(zalo.sent_messages())) == ("sent", 1)
+
+
 # --- processes survive: a worker and the cron outlive their Redis -------------------------------------------
 
 
