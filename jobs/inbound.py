@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rq import Queue
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from jobs.context import Services, current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_all
@@ -18,6 +20,7 @@ from tichdiem.db import autocommit
 from zalo.events import MessageReceipt, parse_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def enqueue_handle_event(queue: Queue, event_id: int) -> None:
@@ -38,12 +41,31 @@ def _job_options(event_id: int) -> dict[str, Any]:
 def handle_event(event_id: int) -> str:
     """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
     context = current_services()
+    return _once_more_if_disconnected(lambda: _handle(context, event_id))
+
+
+def _handle(context: Services, event_id: int) -> str:
     refresh_profile_if_stale(context, event_id)
     outcome, queued = process_event(context, event_id)
     # A job run again (a retry, a drain) finds the event processed: its replies not sent yet are looked up.
     pending = queued if queued is not None else pending_ids_for_event(context.sessions, event_id)
     deliver_all(context.sessions, context.zalo, pending, context.cards, context.proactive)
     return outcome
+
+
+def _once_more_if_disconnected(handle: Callable[[], T]) -> T:
+    """A pooled connection the database server closed (a restart, a failover, connections cut) fails the first
+    statement on it, and SQLAlchemy then throws the pool's old connections away. Every step of handling an
+    event may run again (the bot's transaction rolled back or is found processed; a reply not sent is pending
+    again, one sent is never sent twice), so running it again at once on a fresh connection is safe, and answers
+    the customer now instead of after RQ's retry delay (5 s, 30 s, 2 min...)."""
+    try:
+        return handle()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("event: the database connection was lost; trying again on a fresh one")
+        return handle()
 
 
 def process_event(context: Services, event_id: int) -> tuple[str, list[int] | None]:
