@@ -442,6 +442,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated faults to run")
     args = parser.parse_args()
     faults = [f for f in args.only.split(",") if f]
+    with socket.socket() as probe:  # a web process left from an earlier run would answer instead of ours
+        if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+            raise SystemExit(f"port {PORT} is in use (a shop left from an earlier run?): stop it first")
     with tempfile.TemporaryDirectory() as tmp, database() as engine, FakeZalo(latency=0.02) as zalo:
         redis = RedisServer(tmp)
         redis.start()
