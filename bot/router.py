@@ -29,7 +29,8 @@ from zalo.events import TextMessage, ZaloEvent
 
 @dataclass(frozen=True)
 class BotConfig:
-    shop_name: str = "Cửa hàng của bạn"
+    shop_name: str = "Cửa hàng của bạn"  # SHOP_NAME; the name saved in the console wins (name_source)
+    name_source: Callable[[], str] | None = None
     timezone: str = "Asia/Ho_Chi_Minh"
     oa_id: str = ""
     logo_url: str = ""
@@ -38,6 +39,10 @@ class BotConfig:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def current_shop_name(self) -> str:
+        return self.name_source() if self.name_source is not None else self.shop_name
 
     @property
     def oa_link(self) -> str:
@@ -58,6 +63,10 @@ class Context:
     @property
     def text(self) -> str:
         return self.event.text if isinstance(self.event, TextMessage) else ""
+
+    @cached_property
+    def shop_name(self) -> str:
+        return self.config.current_shop_name
 
     @cached_property
     def member(self) -> Member | None:

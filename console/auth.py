@@ -79,10 +79,15 @@ def _safe_next(target: str) -> str | None:
 
 @bp.get("/")
 def welcome() -> str | WerkzeugResponse:
+    """Staff go to their own home; anyone else gets the login page, which is the site's homepage and so also
+    carries Zalo's domain verification meta tag once the owner saved its code."""
+    from loyalty.shop import shop_profile
+
     staff = load_staff()
-    if staff is None:
-        return redirect(url_for("auth.login_form"))
-    return render_template("console/welcome.html", staff=staff)
+    if staff is not None:
+        return redirect(url_for(HOME_BY_ROLE.get(Role(staff.role), "admin.home")))
+    profile = shop_profile(get_session())
+    return render_template("console/login.html", site_verification=profile.zalo_site_verification if profile else "")
 
 
 def load_staff() -> Staff | None:

@@ -65,6 +65,14 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
     return staff
 
 
+def set_password(staff: Staff, password: str) -> None:
+    """A new password: lifts a lock-out and ends every session of this account (the caller keeps its own)."""
+    if len(password) < MIN_PASSWORD:
+        raise StaffError(f"Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự.")
+    staff.password_hash, staff.failed_logins, staff.locked_until = generate_password_hash(password), 0, None
+    end_sessions(staff)
+
+
 def end_sessions(staff: Staff) -> None:
     """Every session cookie of this staff member stops working (logout, new password, locked)."""
     staff.session_version += 1

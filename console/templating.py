@@ -15,6 +15,8 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 from console.auth import load_staff
+from console.describe import actor_label, detail_text
+from console.menu import menu_for
 from console.messages import HEALTH
 from jobs.health import check
 from loyalty import format as fmt
@@ -32,6 +34,9 @@ def register(app: Flask) -> None:
     app.add_template_filter(_local, "local")
     app.add_template_global(csrf_field)
     app.add_template_global(health_problems)
+    app.add_template_global(actor_label)
+    app.add_template_global(detail_text)
+    app.add_template_global(lambda: menu_for(load_staff()), "console_menu")
     app.context_processor(_shop_context)
 
 

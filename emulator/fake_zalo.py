@@ -9,11 +9,14 @@ import secrets
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from emulator.state import EmulatorState, ZbsTemplate
+from zalo.oauth import code_challenge
 
 bp = Blueprint("fake_zalo", __name__, url_prefix="/_emulator")
 MAX_IMAGE = 1_000_000
@@ -288,15 +291,56 @@ def user_getlist() -> Response:
     )
 
 
+@bp.get("/oauth/v4/oa/permission")
+def permission_page() -> Response | str:
+    """Zalo's OA permission page: the OA admin sees which app asks, taps "Cho phép" and is sent back with a
+    single-use code (10 minutes) and the OA id; an app id Zalo does not know gets an error page."""
+    args = request.args
+    if args.get("app_id") != _app_id() or not args.get("redirect_uri") or not args.get("code_challenge"):
+        return Response("Ứng dụng không hợp lệ hoặc thiếu redirect_uri / code_challenge.", status=400)
+    return render_template("emulator/permission.html", args=args, oa_name=_oa_name())
+
+
+@bp.post("/oauth/v4/oa/permission")
+def permission_granted() -> WerkzeugResponse:
+    form = request.form
+    if form.get("app_id") != _app_id():
+        return Response("Ứng dụng không hợp lệ.", status=400)
+    code = state().issue_code(form.get("code_challenge", ""), form.get("redirect_uri", ""))
+    query = urlencode({"code": code, "oa_id": _settings().zalo_oa_id or "demo-oa", "state": form.get("state", "")})
+    target = form.get("redirect_uri", "")
+    return redirect(f"{target}{'&' if '?' in target else '?'}{query}")
+
+
 @bp.post("/oauth/v4/oa/access_token")
 def access_token() -> Response:
-    expected_secret = current_app.extensions["tichdiem"].settings.zalo_app_secret
-    if request.headers.get("secret_key") != expected_secret:
+    """The code exchange and the refresh, one endpoint (reference §3). Error numbers other than -14014 are this
+    emulator's own: Zalo's table for them is not public; the client only reads `error_name`."""
+    if request.headers.get("secret_key") != _settings().zalo_app_secret:
         return jsonify({"error": -14002, "error_name": "Invalid app secret"})
-    if request.form.get("grant_type") != "refresh_token" or request.form.get("refresh_token") != state().refresh_token:
+    form = request.form
+    if form.get("grant_type") == "authorization_code":
+        issued = state().take_code(form.get("code", ""))
+        if issued is None:
+            return jsonify({"error": -14004, "error_name": "Invalid or expired code"})
+        if code_challenge(form.get("code_verifier", "")) != issued[0]:
+            return jsonify({"error": -14019, "error_name": "Invalid code verifier"})
+    elif form.get("grant_type") != "refresh_token" or form.get("refresh_token") != state().refresh_token:
         return jsonify({"error": -14014, "error_name": "Invalid refresh token"})
     access, refresh = state().rotate_tokens()
     return jsonify({"access_token": access, "refresh_token": refresh, "expires_in": "90000"})
+
+
+def _settings() -> Any:
+    return current_app.extensions["tichdiem"].settings
+
+
+def _app_id() -> str:
+    return str(_settings().zalo_app_id)
+
+
+def _oa_name() -> str:
+    return str(_settings().shop_name)
 
 
 def _describe(message: dict[str, Any]) -> dict[str, Any]:

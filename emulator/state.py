@@ -58,6 +58,9 @@ DEMO_TEMPLATES = (
 )
 
 
+AUTH_CODE_LIFETIME = timedelta(minutes=10)
+
+
 @dataclass
 class Failure:
     code: int
@@ -78,6 +81,8 @@ class EmulatorState:
     # Consultation messages 48 h-7 d after a customer's last interaction draw on the OA package's quota.
     cs_quota_total: int = 2000
     cs_quota_used: int = 0
+    # OAuth v4 codes the permission page handed out: code -> (code_challenge, redirect_uri, issued at).
+    auth_codes: dict[str, tuple[str, str, datetime]] = field(default_factory=dict)
     tags: dict[str, set[str]] = field(default_factory=dict)  # user_id -> the OA's tags on them
     templates: dict[str, ZbsTemplate] = field(default_factory=lambda: {t.template_id: t for t in DEMO_TEMPLATES})
     by_phone: dict[str, list[dict[str, Any]]] = field(
@@ -144,6 +149,20 @@ class EmulatorState:
                         self.failures.remove(failure)
                     return failure
         return None
+
+    def issue_code(self, challenge: str, redirect_uri: str) -> str:
+        code = secrets.token_urlsafe(24)
+        with self.lock:
+            self.auth_codes[code] = (challenge, redirect_uri, datetime.now(UTC))
+        return code
+
+    def take_code(self, code: str) -> tuple[str, str] | None:
+        """(challenge, redirect_uri) of a code issued in the last 10 minutes; a code works once, as Zalo's."""
+        with self.lock:
+            issued = self.auth_codes.pop(code, None)
+        if issued is None or datetime.now(UTC) - issued[2] > AUTH_CODE_LIFETIME:
+            return None
+        return issued[0], issued[1]
 
     def rotate_tokens(self) -> tuple[str, str]:
         with self.lock:

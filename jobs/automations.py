@@ -73,7 +73,7 @@ def birthday_offers(now: datetime | None = None) -> int:
             return 0
         by_phone = template_enabled(session, "birthday")  # members who never chatted get it by phone
         member_ids = list(session.scalars(_birthday_query(today, automations.birthday_on, by_phone)))
-    shop = context.settings.shop_name
+    shop = context.shop_name()
     _in_batches(member_ids, lambda session, member_id: _birthday_for(session, member_id, today, now, rules, shop))
     return len(member_ids)
 
@@ -130,7 +130,7 @@ def congratulate_tier_ups() -> int:
                 select(TierEvent.id).where(TierEvent.direction == "up", TierEvent.notified_at.is_(None)).limit(500)
             )
         )
-    shop = context.settings.shop_name
+    shop = context.shop_name()
     _in_batches(event_ids, lambda session, event_id: _congratulate(session, event_id, rules, shop))
     return len(event_ids)
 
@@ -203,7 +203,7 @@ def remind_expiring(now: datetime | None = None) -> int:
         member = session.get(Member, member_id)
         if member is None or member.status != MemberStatus.ACTIVE:
             return []
-        values = member_fields(session, member, context.settings.shop_name)
+        values = member_fields(session, member, context.shop_name())
         values |= {"so_diem": fmt.points(points), "ngay": day.strftime("%d/%m/%Y")}
         text = personalize(automations.expiry_reminder_text, **values)
         key = f"expiry-reminder:{member_id}:{day.isoformat()}"

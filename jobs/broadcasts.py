@@ -84,7 +84,7 @@ def fan_out(broadcast_id: int) -> int:
             broadcast = session.get(Broadcast, broadcast_id)
             assert broadcast is not None
             chunk = recipients[start : start + FANOUT_CHUNK]
-            _insert_rows(session, rows_for(session, broadcast, chunk, now, context.settings.shop_name))
+            _insert_rows(session, rows_for(session, broadcast, chunk, now, context.shop_name()))
             session.commit()
     with context.sessions() as session:
         session.execute(

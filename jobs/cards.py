@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,11 +28,13 @@ UPLOAD_REUSE = timedelta(days=6)
 
 
 class CardPublisher:
-    def __init__(self, sessions: sessionmaker[Session], zalo: ZaloClient, *, secret: str, shop_name: str) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], zalo: ZaloClient, *, secret: str, shop_name: Callable[[], str]
+    ) -> None:
         self.sessions = sessions
         self.zalo = zalo
         self.secret = secret
-        self.shop_name = shop_name
+        self.shop_name = shop_name  # read when a card is drawn: the owner may rename the shop
 
     def send(self, user_id: str, payload: dict[str, Any]) -> str:
         """Send the member card described by an outbox payload {"member_id", "caption"}; returns message_id."""
@@ -51,7 +54,7 @@ class CardPublisher:
                 raise LookupError(f"member {member_id} not found")
             tier = session.get(Tier, member.tier_id) if member.tier_id else None
             face = CardFace(
-                shop_name=self.shop_name,
+                shop_name=self.shop_name(),
                 member_name=member.name,
                 tier_name=tier.name if tier else "—",
                 points=fmt.points(member.points_balance),

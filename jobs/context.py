@@ -19,6 +19,7 @@ from rq import Queue
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from loyalty.shop import ShopName
 from tichdiem.config import Settings
 from zalo.client import ZaloClient
 
@@ -41,6 +42,7 @@ class Services:
     bot: Bot
     cards: CardPublisher
     proactive: ProactiveSender
+    shop_name: ShopName  # call it: the name saved in the console, else SHOP_NAME
 
 
 _current: ContextVar[Services | None] = ContextVar("tichdiem_services", default=None)

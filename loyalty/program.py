@@ -68,6 +68,7 @@ class Automations:
     tier_review_enabled: bool = True
     tier_review_day: int = 1  # day of the month
     tier_tags_enabled: bool = False  # mirror each member's tier into an OA tag (jobs/tags.py)
+    tier_counts_shown: bool = False  # the chat's "hạng" says how many members each tier has (shops rarely want it)
 
     def validate(self) -> list[str]:
         problems = []

@@ -22,6 +22,7 @@ from models.loyalty import (
 from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
 from models.privacy import Consent, ConsentState, DataRequest, PrivacyNotice, RequestKind, RequestStatus
+from models.shop import SHOP_ROW, ShopProfile
 from models.zalo import (
     ConversationState,
     FollowerSync,
@@ -36,6 +37,8 @@ from models.zalo import (
 )
 
 __all__ = [
+    "SHOP_ROW",
+    "ShopProfile",
     "ActorType",
     "ApiKey",
     "Broadcast",

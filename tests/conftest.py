@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import pytest
@@ -99,7 +100,6 @@ def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     fast = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
     monkeypatch.setattr("console.staff.generate_password_hash", fast)
-    monkeypatch.setattr("console.team.views.generate_password_hash", fast)
     monkeypatch.setattr("console.staff._DUMMY_HASH", fast("not-a-password"))
 
 
@@ -204,26 +204,50 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
+    from models import utcnow
+    from tichdiem.demo import seed_demo
+
+    def seed(app: Flask) -> None:
+        svc: Services = app.extensions[EXTENSION_KEY]
+        with svc.sessions() as session:
+            seed_demo(session, utcnow())
+            session.commit()
+
+    yield from _emulated_shop(tmp_path / "demo.db", "Cà phê Demo", seed=seed)
+
+
+@pytest.fixture
+def fresh_install(tmp_path: Path) -> Iterator[Demo]:
+    """A production-like install on its first day: an empty database (no owner, no program, no OA token), with
+    the emulator playing Zalo (its permission page, its API) on loopback."""
+
+    def no_grant_yet(app: Flask) -> None:
+        app.extensions["tichdiem.emulator"].access_token = app.extensions["tichdiem.emulator"].refresh_token = ""
+
+    overrides = {"demo": False, "zalo_access_token": "", "zalo_refresh_token": ""}
+    yield from _emulated_shop(tmp_path / "fresh.db", "Cửa hàng", seed=no_grant_yet, **overrides)
+
+
+def _emulated_shop(database: Path, shop_name: str, seed: Any, **overrides: Any) -> Iterator[Demo]:
+    """An app with the emulator on (its settings from demo_settings, then `overrides`), migrated, `seed`ed and
+    served on a free loopback port for as long as the test runs."""
     import socket
     import threading
 
     from emulator.server import make_demo_server
-    from models import utcnow
-    from tichdiem.demo import demo_settings, seed_demo
+    from tichdiem.demo import demo_settings
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     settings = demo_settings(
-        TEST_SETTINGS.with_overrides(database_url=f"sqlite:///{tmp_path / 'demo.db'}", shop_name="Cà phê Demo"), base
-    )
+        TEST_SETTINGS.with_overrides(database_url=f"sqlite:///{database}", shop_name=shop_name), base
+    ).with_overrides(**overrides)
     app = create_app(settings, config={"TESTING": True})
     svc: Services = app.extensions[EXTENSION_KEY]
     migrate.upgrade(svc.engine)
-    with svc.sessions() as session:
-        seed_demo(session, utcnow())
-        session.commit()
+    seed(app)
     server = make_demo_server("127.0.0.1", port, app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -178,6 +178,61 @@ def test_program_settings_saved_validated_and_logged(app: Flask, session: Sessio
     assert result.points == 12  # 1 point per 20.000đ now
 
 
+def test_earn_rates_per_channel_are_set_in_the_program_page(app: Flask, session: Session, services, shop) -> None:
+    from loyalty.program import Rate, load_rules
+
+    owner = login(app, "chu")
+    form = program_form(owner)
+    assert form["rate_claim_points"] == "" and form["rate_pos_amount"] == ""
+    owner.post("/admin/program", form | {"rate_claim_points": "2", "rate_claim_amount": "10000"}, page="/admin/program")
+    session.expire_all()
+    rules = load_rules(session)
+    assert rules.channel_rates == {"claim": Rate(2, 10_000)} and rules.rate_for("claim") == Rate(2, 10_000)
+    assert rules.rate_for("counter") == rules.earn_rate
+    half = owner.post("/admin/program", program_form(owner) | {"rate_pos_points": "3"}, page="/admin/program")
+    assert "Điền cả số điểm và số tiền" in text_of(half)
+    owner.post(
+        "/admin/program",
+        program_form(owner) | {"rate_claim_points": "", "rate_claim_amount": ""},
+        page="/admin/program",
+    )
+    session.expire_all()
+    assert load_rules(session).channel_rates == {}
+
+
+def test_the_owner_adds_edits_and_closes_stores(app: Flask, session: Session, shop) -> None:
+    from models import Store
+
+    owner = login(app, "chu")
+    added = owner.post(
+        "/admin/stores/",
+        {"code": "td", "name": "Thủ Đức", "kind": "retail", "earn_points": "2", "earn_unit_amount": "10000"},
+        page="/admin/stores/",
+        follow_redirects=True,
+    )
+    assert "Đã thêm cửa hàng Thủ Đức." in text_of(added)
+    store = session.scalar(select(Store).where(Store.code == "TD"))
+    assert store is not None and (store.earn_points, store.earn_unit_amount) == (2, 10_000)
+    twice = owner.post("/admin/stores/", {"code": "TD", "name": "Khác"}, page="/admin/stores/", follow_redirects=True)
+    assert "Đã có cửa hàng mã TD." in text_of(twice)
+    bad = owner.post(
+        "/admin/stores/", {"code": "X1", "name": "Y", "earn_points": "2"}, page="/admin/stores/", follow_redirects=True
+    )
+    assert "Mức tích riêng" in text_of(bad)
+    owner.post(
+        f"/admin/stores/{store.id}",
+        {"name": "Thủ Đức 2", "kind": "outlet", "earn_points": "", "earn_unit_amount": ""},
+        page="/admin/stores/",
+    )
+    session.expire_all()
+    store = session.get(Store, store.id)
+    assert (store.name, store.kind, store.earn_points, store.is_active) == ("Thủ Đức 2", "outlet", None, False)
+    log = session.scalar(select(AuditLog).where(AuditLog.action == "store_update"))
+    assert log is not None and log.details["is_active"] == [True, False] and log.details["code"] == "TD"
+    assert "Đã đóng" in text_of(owner.get("/admin/stores/"))
+    assert login(app, "mkt").get("/admin/stores/").status_code == 403
+
+
 def test_program_settings_errors_are_shown_and_nothing_saved(app: Flask, session: Session, shop) -> None:
     from loyalty.program import load_rules
 

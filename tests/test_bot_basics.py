@@ -36,6 +36,19 @@ def test_a_strangers_first_message_gets_the_welcome_then_hints(app: Flask, zalo:
     assert [b["payload"] for b in second["attachment"]["payload"]["buttons"]] == ["#TROGIUP", "#DIEM"]
 
 
+def test_a_greeting_gets_a_greeting_back(app: Flask, zalo: ZaloFake) -> None:
+    chat = Chat(app, zalo)
+    newcomer = chat.say("Xin chào")
+    assert newcomer[0]["text"].startswith("Chào mừng bạn đến với Cà phê Sữa Đá!")  # not a member: the invitation
+    chat.share_info(name="Nguyễn Thị Lan", phone="84912345678")
+    for text in ("xin chào", "XIN CHAO", "chào shop", "hi"):
+        (answer,) = chat.say(text)
+        assert answer["text"].startswith("Chào Lan! Cà phê Sữa Đá có thể giúp gì cho bạn?"), text
+        assert [b["payload"] for b in answer["attachment"]["payload"]["buttons"]] == ["#DIEM", "#QUA", "#TROGIUP"]
+    (question,) = chat.say("chào shop, hôm nay có bánh không")  # a sentence is not a greeting
+    assert "chưa hiểu" in question["text"]
+
+
 def test_very_long_unknown_text_is_quoted_short(app: Flask, zalo: ZaloFake) -> None:
     chat = Chat(app, zalo)
     chat.say("xin chào")

@@ -42,6 +42,13 @@ def test_edit_add_and_swap_tiers(app: Flask, session: Session, shop) -> None:
     assert log.details["Bạc"]["threshold"] == [int(old_silver), int(old_gold)]
 
 
+def test_saving_the_tiers_unchanged_records_nothing(app: Flask, session: Session, shop) -> None:
+    mkt = login(app, "mkt")
+    saved = mkt.post("/admin/tiers", tier_form(mkt), page="/admin/tiers", follow_redirects=True)
+    assert "Các hạng không có gì thay đổi." in text_of(saved)
+    assert session.scalar(select(AuditLog).where(AuditLog.action == "tier_change")) is None
+
+
 def test_tier_ladder_is_validated(app: Flask, session: Session, shop) -> None:
     mkt = login(app, "mkt")
     base, silver = shop["tiers"]["Thành viên"].id, shop["tiers"]["Bạc"].id

@@ -88,4 +88,4 @@ def test_audit_log_lists_and_filters(app: Flask, session: Session, shop) -> None
     everything = text_of(owner.get("/admin/audit"))
     assert "Tạo khóa API" in everything and "Thêm nhân viên" in everything and "(2)" in everything
     only_staff = text_of(owner.get("/admin/audit?action=staff_create"))
-    assert "(1)" in only_staff and "username: lan" in only_staff
+    assert "(1)" in only_staff and "Tài khoản: lan" in only_staff

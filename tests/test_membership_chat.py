@@ -191,14 +191,25 @@ def test_history(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
 
 
 def test_tier_ladder_with_counts(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:
+    from dataclasses import replace
+
+    from loyalty.program import load_rules, save_rules
+
     chat = Chat(app, zalo)
     register(chat)
     (reply,) = chat.say("hạng")
     text = reply["text"]
     assert text.startswith("Các hạng thành viên của Cà phê Sữa Đá:")
-    assert "👉 Thành viên — từ 0 điểm — 1 thành viên (hạng của bạn)" in text
-    assert "• Kim cương — từ 5.000 điểm — 0 thành viên" in text and "giảm 5% điểm đổi quà" in text
+    assert "👉 Thành viên — từ 0 điểm (hạng của bạn)" in text  # how many members a tier has: off by default
+    assert "• Kim cương — từ 5.000 điểm" in text and "giảm 5% điểm đổi quà" in text and "0 thành viên" not in text
     assert text.endswith("Hạng xét theo điểm tích được trong 12 tháng gần nhất.")
+
+    rules = load_rules(session)
+    save_rules(session, replace(rules, automations=replace(rules.automations, tier_counts_shown=True)))
+    session.commit()
+    (reply,) = chat.say("hạng")
+    assert "👉 Thành viên — từ 0 điểm — 1 thành viên (hạng của bạn)" in reply["text"]
+    assert "• Kim cương — từ 5.000 điểm — 0 thành viên" in reply["text"]
 
 
 def test_rewards_list_and_vouchers(app: Flask, zalo: ZaloFake, session: Session, shop) -> None:

@@ -1,6 +1,7 @@
 """Migrations match the models on both databases; the run command serves /healthz on a fresh database."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -83,3 +84,17 @@ def test_run_command_serves_healthz_on_a_fresh_database(tmp_path: Path) -> None:
         finally:
             log.close()
             print((tmp_path / "run.log").read_text()[-3000:])
+
+
+def test_env_example_names_every_variable_the_app_reads() -> None:
+    """.env.example is the operator's checklist: a variable the settings read but the example lacks is a
+    setting nobody will find."""
+    from pathlib import Path
+
+    from tichdiem.config import _ENV_NAMES, PROJECT_ROOT
+
+    example = (Path(PROJECT_ROOT) / ".env.example").read_text()
+    names = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    procfile = (Path(PROJECT_ROOT) / "Procfile").read_text()
+    wanted = {*_ENV_NAMES.values(), "ZALO_EMULATOR", *re.findall(r"\$\{([A-Z_]+)", procfile)}
+    assert wanted <= names, sorted(wanted - names)

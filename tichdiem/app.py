@@ -17,6 +17,7 @@ from console.forms import IdConverter
 from jobs.cards import CardPublisher
 from jobs.context import Services, make_current, reset_current
 from jobs.proactive import ProactiveSender
+from loyalty.shop import ShopName
 from tichdiem.cli import register_cli
 from tichdiem.config import PROJECT_ROOT, Settings, load_settings
 from tichdiem.db import make_engine, make_session_factory
@@ -124,8 +125,10 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
     queue = make_queue(redis)
     sessions = make_session_factory(engine, queue)
     zalo = make_zalo_client(settings, sessions)
+    shop_name = ShopName(sessions, settings.shop_name)
     config = BotConfig(
         shop_name=settings.shop_name,
+        name_source=shop_name,
         timezone=settings.timezone,
         oa_id=settings.zalo_oa_id,
         logo_url=settings.logo_url,
@@ -139,8 +142,9 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
         queue=queue,
         zalo=zalo,
         bot=build_bot(config),
-        cards=CardPublisher(sessions, zalo, secret=settings.secret_key, shop_name=settings.shop_name),
+        cards=CardPublisher(sessions, zalo, secret=settings.secret_key, shop_name=shop_name),
         proactive=ProactiveSender(sessions, zalo, settings.tz),
+        shop_name=shop_name,
     )
 
 
@@ -160,7 +164,9 @@ def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from console.admin.catalog import bp as catalog_bp
+    from console.admin.connect import bp as connect_bp
     from console.admin.privacy import bp as privacy_bp
+    from console.admin.stores import bp as stores_bp
     from console.admin.templates import bp as templates_bp
     from console.admin.views import bp as admin_bp
     from console.api.views import bp as api_bp
@@ -168,6 +174,8 @@ def _register_blueprints(app: Flask) -> None:
     from console.broadcasts.views import bp as broadcasts_bp
     from console.counter.public import bp as public_bp
     from console.counter.views import bp as counter_bp
+    from console.errors import register as register_error_pages
+    from console.setup import bp as setup_bp
     from console.team.views import bp as team_bp
     from console.templating import register as register_templating
     from console.transfer.views import bp as transfer_bp
@@ -175,6 +183,7 @@ def _register_blueprints(app: Flask) -> None:
     from webhooks.views import bp as webhooks_bp
 
     register_templating(app)
+    register_error_pages(app)
     csrf = CSRFProtect(app)
     csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
@@ -182,11 +191,14 @@ def _register_blueprints(app: Flask) -> None:
         health_bp,
         webhooks_bp,
         auth_bp,
+        setup_bp,
         counter_bp,
         public_bp,
         api_bp,
         admin_bp,
         templates_bp,
+        connect_bp,
+        stores_bp,
         privacy_bp,
         broadcasts_bp,
         catalog_bp,

@@ -53,6 +53,7 @@ def register_cli(app: Flask) -> None:
         events_group,
         outbox_group,
         staff_group,
+        setup_code_command,
         store_group,
         apikey_group,
         cron_command,
@@ -90,8 +91,11 @@ def run_command(host: str, port: int) -> None:
         click.echo(f"  Chat as a customer:      {base}/_emulator/")
         click.echo(f"  Chat + counter together: {base}/_emulator/demo")
         click.echo(f"  Cashier page:            {base}/counter/")
+        click.echo(f"  Owner console:           {base}/admin/")
         logins = ", ".join(f"{user} / {DEMO_PASSWORD} ({role})" for user, role, _name, _store in DEMO_LOGINS)
         click.echo(f"  Logins: {logins}")
+    else:
+        _first_run_hint(svc, base)
     if svc.settings.emulator:
         from emulator.server import make_demo_server
 
@@ -105,6 +109,19 @@ def run_command(host: str, port: int) -> None:
         return
     click.echo("No REDIS_URL: jobs run in this process (embedded queue).")
     _serve_with_embedded_worker(server, svc)
+
+
+def _first_run_hint(svc: Services, base: str) -> None:
+    """No owner yet: say where the setup page is and the code a browser on another machine needs."""
+    from sqlalchemy import select
+
+    from console.setup import setup_code
+    from models import Role, Staff
+
+    with svc.sessions() as session:
+        if session.scalar(select(Staff.id).where(Staff.role == Role.OWNER).limit(1)) is not None:
+            return
+    click.echo(f"First run: open {base}/ to set up the shop (setup code: {setup_code(svc.settings.secret_key)})")
 
 
 def _serve_with_embedded_worker(server: object, svc: Services) -> None:
@@ -246,6 +263,48 @@ def staff_create(username: str, role: str, name: str, store_code: str | None, pa
             raise click.ClickException(str(exc)) from exc
         session.commit()
         click.echo(f"created {staff.role} {staff.username}")
+
+
+@staff_group.command("reset-password")
+@click.argument("username")
+@click.password_option(help="At least 8 characters (prompted when omitted).")
+@with_appcontext
+def staff_reset_password(username: str, password: str) -> None:
+    """A new password for an account, from the server: the way back in when the only owner forgot hers.
+    Lifts a lock-out, re-enables the account and ends its sessions; written to the audit log."""
+    from sqlalchemy import select
+
+    from console.staff import StaffError, set_password
+    from models import AuditLog, Staff
+
+    with services().sessions() as session:
+        staff = session.scalar(select(Staff).where(Staff.username == username.strip().lower()))
+        if staff is None:
+            raise click.ClickException(f"no account named {username}")
+        try:
+            set_password(staff, password)
+        except StaffError as exc:
+            raise click.ClickException(str(exc)) from exc
+        staff.is_active = True
+        session.add(
+            AuditLog(
+                actor="cli",
+                action="staff_update",
+                created_at=utcnow(),
+                details={"username": staff.username, "password": "reset"},
+            )
+        )
+        session.commit()
+        click.echo(f"new password set for {staff.role} {staff.username}; every session of the account has ended")
+
+
+@click.command("setup-code")
+@with_appcontext
+def setup_code_command() -> None:
+    """Print the one-time code the first-run setup page asks for (only while no owner exists)."""
+    from console.setup import setup_code
+
+    click.echo(setup_code(services().settings.secret_key))
 
 
 @click.group("store")

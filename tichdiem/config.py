@@ -35,6 +35,7 @@ class Settings:
     zalo_oa_id: str = ""
     zalo_access_token: str = ""
     zalo_refresh_token: str = ""
+    zalo_code_verifier: str = ""  # pins the PKCE verifier of "Connect Zalo OA" (default: derived from SECRET_KEY)
     zalo_openapi_url: str = "https://openapi.zalo.me"
     zalo_oauth_url: str = "https://oauth.zaloapp.com"
     zalo_zns_url: str = "https://business.openapi.zalo.me"  # ZBS templates by phone, template info
@@ -103,6 +104,7 @@ _ENV_NAMES = {
     "zalo_oa_id": "ZALO_OA_ID",
     "zalo_access_token": "ZALO_ACCESS_TOKEN",
     "zalo_refresh_token": "ZALO_REFRESH_TOKEN",
+    "zalo_code_verifier": "ZALO_CODE_VERIFIER",
     "zalo_openapi_url": "ZALO_OPENAPI_URL",
     "zalo_oauth_url": "ZALO_OAUTH_URL",
     "zalo_zns_url": "ZALO_ZNS_URL",

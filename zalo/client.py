@@ -136,19 +136,28 @@ class ZaloClient:
 
     def exchange_refresh_token(self, refresh_token: str) -> TokenPair:
         """POST {oauth}/v4/oa/access_token with grant_type=refresh_token (form body, secret_key header)."""
+        return self._token_request({"refresh_token": refresh_token, "grant_type": "refresh_token"}, "token refresh")
+
+    def exchange_code(self, code: str, verifier: str) -> TokenPair:
+        """The OA permission page's code (10 minutes, single use) for a token pair: same endpoint, with
+        grant_type=authorization_code and the PKCE verifier whose challenge the link carried."""
+        data = {"code": code, "grant_type": "authorization_code", "code_verifier": verifier}
+        return self._token_request(data, "code exchange")
+
+    def _token_request(self, data: dict[str, str], what: str) -> TokenPair:
         try:
             response = self.http.post(
                 f"{self.oauth_url}/v4/oa/access_token",
-                data={"refresh_token": refresh_token, "app_id": self.app_id, "grant_type": "refresh_token"},
+                data={**data, "app_id": self.app_id},
                 headers={"secret_key": self.app_secret},
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            raise ZaloTransportError(0, f"token refresh failed: {exc}") from exc
+            raise ZaloTransportError(0, f"{what} failed: {exc}") from exc
         body = _json_body(response)
         if not body.get("access_token") or not body.get("refresh_token"):
             code = _int(body.get("error"), -1)
-            raise ZaloAuthError(code, f"token refresh refused: {body.get('error_name') or body.get('message') or body}")
+            raise ZaloAuthError(code, f"{what} refused: {body.get('error_name') or body.get('message') or body}")
         return TokenPair(str(body["access_token"]), str(body["refresh_token"]), _int(body.get("expires_in"), 0) or None)
 
     def _request(self, method: str, url: str, token: str, **kwargs: Any) -> Any:

@@ -118,6 +118,28 @@ class DatabaseTokenStore:
         self._record_failure(failed)
         raise failed
 
+    def store_granted(self, pair: TokenPair) -> None:
+        """Keep the pair the OA's admin just granted (Connect Zalo OA): it replaces whatever was stored.
+
+        A pair in the environment stays an override: the row is marked as seeded from the current one, so only
+        a newly changed environment pair replaces this grant.
+        """
+        now = utcnow()
+        with self._local, self._sessions() as session, session.begin():
+            row = session.scalar(select(OaToken).order_by(OaToken.id).limit(1))
+            if row is None:
+                row = OaToken(access_token="", refresh_token="")
+                session.add(row)
+            else:
+                row = lock_row(session, OaToken, row.id)
+                assert row is not None
+            row.access_token, row.refresh_token = pair.access_token, pair.refresh_token
+            row.expires_at = pair.expires_at(now)
+            row.refreshed_at = row.refresh_token_issued_at = now
+            row.refresh_failed_at, row.refresh_error = None, None
+            row.seed_fingerprint = _fingerprint(self._seed) if self._seed else ""
+        self._cached = None
+
     def _record_failure(self, exc: ZaloError) -> None:
         """Kept for health and the owner's banner until a refresh succeeds: an OA whose grant lapsed stops
         answering anyone, and only the owner can grant it again."""

@@ -65,11 +65,12 @@ def on_history(ctx: Context) -> list[Reply]:
 def on_tiers(ctx: Context) -> list[Reply]:
     counts = tiers.member_counts(ctx.session)
     mine = ctx.member.tier_id if ctx.member else None
+    shown = ctx.rules.automations.tier_counts_shown  # off by default: how big a tier is is the shop's business
     ladder = [
         {
             "name": t.name,
             "threshold": fmt.points(t.threshold),
-            "count": fmt.points(n),
+            "count": fmt.points(n) if shown else None,
             "benefits": t.benefits.strip(),
             "mine": t.id == mine,
         }
@@ -81,7 +82,7 @@ def on_tiers(ctx: Context) -> list[Reply]:
         reply(
             "tiers",
             buttons=(buttons.BALANCE,),
-            shop_name=ctx.config.shop_name,
+            shop_name=ctx.shop_name,
             tiers=ladder,
             window_months=ctx.rules.tier_window_months,
         )

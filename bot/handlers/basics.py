@@ -11,6 +11,7 @@ from bot.router import Bot, Context
 from zalo.events import ClickChatNow, Unfollow, UserMessage
 
 MAX_ECHO = 40  # how much of an unknown text we quote back
+GREETINGS = ("xin chào", "chào", "chào bạn", "chào shop", "chào em", "hello", "hi", "alo", "helo")
 
 
 def register(bot: Bot) -> None:
@@ -18,6 +19,7 @@ def register(bot: Bot) -> None:
     bot.on_event(ClickChatNow)(on_help)
     bot.on_event(UserMessage)(on_other_message)
     bot.command("trợ giúp", "trogiup", "help", "?", "hướng dẫn", "menu", "lệnh")(on_help)
+    bot.command(*GREETINGS, exact=True)(on_greeting)
     bot.default_text(on_unknown_text)
 
 
@@ -30,7 +32,17 @@ def on_unfollow(ctx: Context) -> list[Reply]:
 
 
 def on_help(ctx: Context) -> list[Reply]:
-    return [reply("help", buttons=(buttons.BALANCE, buttons.CARD, buttons.REWARDS), shop_name=ctx.config.shop_name)]
+    return [reply("help", buttons=(buttons.BALANCE, buttons.CARD, buttons.REWARDS), shop_name=ctx.shop_name)]
+
+
+def on_greeting(ctx: Context) -> list[Reply]:
+    """ "Xin chào" is the most common first message: greet back (a newcomer gets the invitation to join)."""
+    if ctx.member is None:
+        return on_unknown_text(ctx)
+    name = ctx.member.name.split()[-1] if ctx.member.name else ""
+    return [
+        reply("greeting", buttons=(buttons.BALANCE, buttons.REWARDS, buttons.HELP), name=name, shop_name=ctx.shop_name)
+    ]
 
 
 def on_unknown_text(ctx: Context) -> list[Reply]:
@@ -46,7 +58,7 @@ def on_unknown_text(ctx: Context) -> list[Reply]:
         return on_referral_code(ctx)
     if ctx.member is None and should_request_info(ctx):
         # The first message of someone who is not a member yet: invite them in.
-        return [reply("welcome", shop_name=ctx.config.shop_name), info_request(ctx)]
+        return [reply("welcome", shop_name=ctx.shop_name), info_request(ctx)]
     text = " ".join(ctx.text.split())
     if not text:
         return [reply("unknown_media", buttons=(buttons.HELP,))]

@@ -52,7 +52,7 @@ def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None
         return [
             reply(
                 "claim_needs_member",
-                shop_name=ctx.config.shop_name,
+                shop_name=ctx.shop_name,
                 code=code,
                 expires=claim.expires_at.astimezone(ctx.config.tz).strftime("%H:%M %d/%m"),
             ),

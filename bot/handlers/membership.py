@@ -56,7 +56,7 @@ def unregistered(ctx: Context) -> list[Reply]:
     request = pending_request(ctx.session, ctx.user.user_id, ctx.now) if ctx.user is not None else None
     if request is not None:
         return [link_pending_reply(ctx, request)]
-    return [reply("need_registration", shop_name=ctx.config.shop_name), info_request(ctx)]
+    return [reply("need_registration", shop_name=ctx.shop_name), info_request(ctx)]
 
 
 def link_pending_reply(ctx: Context, request: LinkRequest) -> Reply:
@@ -65,8 +65,8 @@ def link_pending_reply(ctx: Context, request: LinkRequest) -> Reply:
     phone = display_phone(member.phone or "") if member else ""
     expires = fmt.day(request.expires_at, ctx.config.tz)
     if request.by_phone:
-        return reply("link_code_sent", phone=phone, shop_name=ctx.config.shop_name, expires=expires)
-    return reply("link_pending", phone=phone, shop_name=ctx.config.shop_name, code=request.code, expires=expires)
+        return reply("link_code_sent", phone=phone, shop_name=ctx.shop_name, expires=expires)
+    return reply("link_pending", phone=phone, shop_name=ctx.shop_name, code=request.code, expires=expires)
 
 
 def _link_replies(ctx: Context, request: LinkRequest) -> list[Reply]:
@@ -78,7 +78,7 @@ def _link_replies(ctx: Context, request: LinkRequest) -> list[Reply]:
     if request.by_phone:
         return [link_pending_reply(ctx, request)]
     request.by_phone = True
-    shop = ctx.config.shop_name
+    shop = ctx.shop_name
     code = Reply(
         text=render("link_code_phone", shop_name=shop, code=request.code),
         to_phone=member.phone,
@@ -102,14 +102,14 @@ def try_link_code(ctx: Context) -> list[Reply] | None:
     except LinkRefused as refused:
         if refused.reason == "wrong_code":
             phone = display_phone(member.phone or "") if member else ""
-            return [reply("link_code_wrong", shop_name=ctx.config.shop_name, phone=phone)]
+            return [reply("link_code_wrong", shop_name=ctx.shop_name, phone=phone)]
         return unregistered(ctx)
     ctx.forget_member()
     assert member is not None
     linked = reply(
         "linked_in_chat",
         name=member.name or "bạn",
-        shop_name=ctx.config.shop_name,
+        shop_name=ctx.shop_name,
         points=fmt.points(member.points_balance),
         tier=tier_name(ctx, member),
     )
@@ -122,7 +122,7 @@ def info_request(ctx: Context) -> Reply:
         ctx.user.info_requested_at = ctx.now
     return Reply(
         message=request_user_info_message(
-            title=f"Thẻ thành viên {ctx.config.shop_name}",
+            title=f"Thẻ thành viên {ctx.shop_name}",
             subtitle="Chia sẻ tên và số điện thoại để tích điểm, đổi quà và nhận quà sinh nhật",
             image_url=ctx.config.logo_url,
         )
@@ -161,13 +161,13 @@ def on_follow(ctx: Context) -> list[Reply]:
             reply(
                 "welcome_back",
                 buttons=(buttons.BALANCE, buttons.CARD, buttons.REWARDS),
-                shop_name=ctx.config.shop_name,
+                shop_name=ctx.shop_name,
                 name=member.name or "bạn",
                 points=fmt.points(member.points_balance),
                 tier=tier_name(ctx, member),
             )
         ]
-    return [reply("welcome", shop_name=ctx.config.shop_name), info_request(ctx)]
+    return [reply("welcome", shop_name=ctx.shop_name), info_request(ctx)]
 
 
 def on_submit_info(ctx: Context) -> list[Reply]:
@@ -203,7 +203,7 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
     return [
         reply(
             "registered",
-            shop_name=ctx.config.shop_name,
+            shop_name=ctx.shop_name,
             name=member.name or "bạn",
             tier=tier_name(ctx, member),
             birthday_hint=member.birthday is None,
@@ -241,7 +241,7 @@ def on_birthday(ctx: Context) -> list[Reply]:
     if ctx.member is None:
         return unregistered(ctx)
     ctx.member.birthday = born
-    return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.config.shop_name)]
+    return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.shop_name)]
 
 
 def on_name(ctx: Context) -> list[Reply]:
@@ -281,7 +281,7 @@ def on_referral_info(ctx: Context) -> list[Reply]:
             "referral_info",
             code=ctx.member.code,
             bonus=bonus,
-            shop_name=ctx.config.shop_name,
+            shop_name=ctx.shop_name,
             oa_link=ctx.config.oa_link,
         )
     ]

@@ -44,13 +44,13 @@ def on_my_data(ctx: Context) -> list[Reply]:
     """Everything personal the shop holds, at once (an access request answered and recorded)."""
     member = ctx.member
     if member is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name)]
+        return [reply("need_registration", shop_name=ctx.shop_name)]
     data = member_data(ctx.session, member)
     record_access(ctx.session, member, "chat", ctx.now)
     return [
         reply(
             "my_data",
-            shop_name=ctx.config.shop_name,
+            shop_name=ctx.shop_name,
             name=data["name"] or "(chưa có)",
             phone=display_phone(data["phone"]) if data["phone"] else "(chưa có)",
             birthday=show_birthday(data["birthday"]) if data["birthday"] else "(chưa có)",
@@ -68,13 +68,13 @@ def on_my_data(ctx: Context) -> list[Reply]:
 def on_erase(ctx: Context) -> list[Reply]:
     member, user = ctx.member, ctx.user
     if member is None or user is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name)]
+        return [reply("need_registration", shop_name=ctx.shop_name)]
     set_state(ctx.session, user.user_id, CONFIRM_ERASE, {"member_id": member.id}, ctx.now, CONFIRM_TTL)
     return [
         reply(
             "erase_confirm",
             buttons=(buttons.YES, buttons.NO),
-            shop_name=ctx.config.shop_name,
+            shop_name=ctx.shop_name,
             points=fmt.points(member.points_balance),
         )
     ]
@@ -93,23 +93,23 @@ def on_confirm_erase(ctx: Context) -> list[Reply] | None:
         return [reply("nothing_pending")]
     request = request_erasure(ctx.session, member, "chat", ctx.now)
     record_consent(ctx.session, member, granted=False, channel="chat", actor=f"chat:{user.user_id}", now=ctx.now)
-    return [reply("erase_requested", shop_name=ctx.config.shop_name, due=fmt.day(request.due_at, ctx.config.tz))]
+    return [reply("erase_requested", shop_name=ctx.shop_name, due=fmt.day(request.due_at, ctx.config.tz))]
 
 
 def on_accept_offers(ctx: Context) -> list[Reply]:
     if ctx.member is None or ctx.user is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name)]
+        return [reply("need_registration", shop_name=ctx.shop_name)]
     record_consent(ctx.session, ctx.member, granted=True, channel="chat", actor=f"chat:{ctx.user.user_id}", now=ctx.now)
-    return [reply("offers_on", shop_name=ctx.config.shop_name)]
+    return [reply("offers_on", shop_name=ctx.shop_name)]
 
 
 def on_stop_offers(ctx: Context) -> list[Reply]:
     if ctx.member is None or ctx.user is None:
-        return [reply("need_registration", shop_name=ctx.config.shop_name)]
+        return [reply("need_registration", shop_name=ctx.shop_name)]
     record_consent(
         ctx.session, ctx.member, granted=False, channel="chat", actor=f"chat:{ctx.user.user_id}", now=ctx.now
     )
-    return [reply("offers_off", shop_name=ctx.config.shop_name)]
+    return [reply("offers_off", shop_name=ctx.shop_name)]
 
 
 def ask_once(ctx: Context, replies: list[Reply]) -> list[Reply]:
@@ -123,7 +123,7 @@ def ask_once(ctx: Context, replies: list[Reply]) -> list[Reply]:
     question = reply(
         "consent_question",
         buttons=(buttons.OFFERS_YES, buttons.OFFERS_NO),
-        shop_name=ctx.config.shop_name,
+        shop_name=ctx.shop_name,
         privacy_url=ctx.config.privacy_url,
     )
     return [*replies, question]

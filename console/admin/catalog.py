@@ -49,6 +49,9 @@ def tiers() -> str | Response:
             errors = _check_ladder(db, rows, current)
         if not errors:
             diff = _apply_tiers(db, rows, current)
+            if not diff:  # saved as it was: nothing to record
+                flash("Các hạng không có gì thay đổi.", "info")
+                return redirect(url_for("catalog.tiers"))
             audit(db, counter_actor(), "tier_change", utcnow(), details=diff)
             db.commit()
             flash(f"Đã lưu các hạng ({len(diff)} thay đổi).", "success")

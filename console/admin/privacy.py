@@ -14,7 +14,7 @@ from console.auth import counter_actor, login_required
 from console.counter.operations import audit
 from loyalty.privacy import current_notice, erase_member, publish_notice
 from models import Consent, DataRequest, Member, RequestKind, RequestStatus, Role, utcnow
-from tichdiem.extensions import get_session, get_settings
+from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("privacy", __name__, url_prefix="/admin/privacy")
 MAX_NOTICE = 20_000
@@ -24,7 +24,7 @@ MAX_NOTICE = 20_000
 @login_required(Role.OWNER)
 def index() -> str:
     db, settings = get_session(), get_settings()
-    version, text = current_notice(db, settings.shop_name, settings.retention_days)
+    version, text = current_notice(db, services().shop_name(), settings.retention_days)
     requests = list(
         db.scalars(
             select(DataRequest).order_by(DataRequest.status != RequestStatus.OPEN, DataRequest.due_at).limit(200)

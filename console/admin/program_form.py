@@ -21,10 +21,22 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "referral_bonus_value": ("Thưởng giới thiệu", 0, 1_000_000, False),
     "daily_hour": ("Giờ gửi tin hằng ngày", 0, 23, False),
     "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
-    "birthday_reward_id": ("Quà sinh nhật", 1, 10**12, True),
+    "birthday_reward_id": ("Quà tặng kèm lời chúc sinh nhật", 1, 10**12, True),
 }
+# Earn rates per channel (empty: the general rate). A store's own rate, set on the Cửa hàng page, wins over both.
+CHANNELS = {"counter": "Thu ngân quét thẻ", "claim": "Khách quét mã trên hóa đơn", "pos": "Máy POS (API)"}
+for _channel, _label in CHANNELS.items():
+    INT_FIELDS[f"rate_{_channel}_points"] = (f"Số điểm — {_label}", 0, 10_000, True)
+    INT_FIELDS[f"rate_{_channel}_amount"] = (f"Mỗi số tiền — {_label}", 1_000, 100_000_000, True)
 TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text")
-FLAGS = ("birthday_enabled", "tier_up_enabled", "expiry_enabled", "tier_review_enabled", "tier_tags_enabled")
+FLAGS = (
+    "birthday_enabled",
+    "tier_up_enabled",
+    "expiry_enabled",
+    "tier_review_enabled",
+    "tier_tags_enabled",
+    "tier_counts_shown",
+)
 
 
 def to_form(rules: ProgramRules) -> dict[str, Any]:
@@ -45,6 +57,9 @@ def to_form(rules: ProgramRules) -> dict[str, Any]:
         "birthday_reward_id": a.birthday_reward_id,
         "birthday_on": a.birthday_on,
         **{name: getattr(a, name) for name in TEXT_FIELDS + FLAGS},
+        **{f"rate_{c}_{part}": None for c in CHANNELS for part in ("points", "amount")},
+        **{f"rate_{c}_points": r.points for c, r in rules.channel_rates.items() if c in CHANNELS},
+        **{f"rate_{c}_amount": r.unit_amount for c, r in rules.channel_rates.items() if c in CHANNELS},
     }
 
 
@@ -61,6 +76,15 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
     birthday_on = form.get("birthday_on", "day")
     if birthday_on not in ("day", "month"):
         errors["birthday_on"] = "Chọn gửi quà vào ngày sinh hoặc đầu tháng sinh."
+    channel_rates = dict(current.channel_rates)
+    for channel in CHANNELS:
+        points, amount = ints[f"rate_{channel}_points"], ints[f"rate_{channel}_amount"]
+        if (points is None) != (amount is None):
+            errors[f"rate_{channel}_points"] = "Điền cả số điểm và số tiền, hoặc để trống cả hai (dùng mức chung)."
+        elif points is None or amount is None:
+            channel_rates.pop(channel, None)
+        else:
+            channel_rates[channel] = Rate(points, amount)
     texts = {name: str(form.get(name, "")).strip() for name in TEXT_FIELDS}
     for name in TEXT_FIELDS[:-1]:
         if not texts[name] or len(texts[name]) > 1000:
@@ -75,11 +99,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         expiry_reminder_days=ints["expiry_reminder_days"] or 7,
         birthday_reward_id=ints["birthday_reward_id"],
         birthday_on=birthday_on,
-        birthday_enabled=form.get("birthday_enabled") == "on",
-        tier_up_enabled=form.get("tier_up_enabled") == "on",
-        expiry_enabled=form.get("expiry_enabled") == "on",
-        tier_review_enabled=form.get("tier_review_enabled") == "on",
-        tier_tags_enabled=form.get("tier_tags_enabled") == "on",
+        **{name: form.get(name) == "on" for name in FLAGS},
         birthday_text=texts["birthday_text"],
         birthday_text_no_gift=texts["birthday_text_no_gift"],
         tier_up_text=texts["tier_up_text"],
@@ -88,6 +108,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
     rules = replace(
         current,
         earn_rate=Rate(ints["earn_points"] or 0, ints["earn_unit_amount"] or 10_000),
+        channel_rates=channel_rates,
         min_bill_amount=ints["min_bill_amount"] or 0,
         max_points_per_bill=ints["max_points_per_bill"],
         max_points_per_day=ints["max_points_per_day"],

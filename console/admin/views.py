@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from bot import history
-from console.admin.program_form import FLAGS, changes, from_form, to_form
+from console.admin.program_form import CHANNELS, FLAGS, changes, from_form, to_form
 from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from console.auth import counter_actor, load_staff, login_required
 from console.counter.operations import audit
@@ -21,7 +21,7 @@ from loyalty.errors import InsufficientPoints, InvalidAmount
 from loyalty.members import set_blocked
 from loyalty.phones import display_phone
 from loyalty.program import load_rules, save_rules
-from models import Member, OutboxMessage, Reward, Role, Tier, utcnow
+from models import Member, OutboxMessage, Reward, Role, Staff, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -103,6 +103,7 @@ def member(member_id: int) -> str:
         referred=referred,
         received=received,
         describe=history.describe,
+        people={s.id: s for s in db.scalars(select(Staff))},
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
         is_owner=staff is not None and staff.role == Role.OWNER,
@@ -190,4 +191,6 @@ def program() -> str | Response:
             return redirect(url_for("admin.program"))
         flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     rewards_list = list(db.scalars(select(Reward).where(Reward.is_active.is_(True)).order_by(Reward.name)))
-    return render_template("console/program.html", v=values, errors=errors, rewards=rewards_list)
+    return render_template(
+        "console/program.html", v=values, errors=errors, rewards=rewards_list, channels=CHANNELS
+    )

@@ -71,13 +71,12 @@ def _domain_error(exc: errors.LoyaltyError) -> tuple[Response, int]:
     return jsonify({"error": {"code": code, "message": str(exc) or code}}), status
 
 
-@bp.app_errorhandler(404)
-@bp.app_errorhandler(405)
-def _http_error(exc: HTTPException) -> Any:
-    """Under /api/ even an unknown path or method answers in the API's JSON error shape."""
-    if not request.path.startswith(bp.url_prefix or "/api/"):
-        return exc
-    code = "not_found" if exc.code == 404 else "method_not_allowed"
+API_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "too_many_requests"}
+
+
+def api_http_error(exc: HTTPException) -> Any:
+    """Under /api/ even an unknown path or method answers in the API's JSON error shape (console.errors)."""
+    code = API_ERROR_CODES.get(exc.code or 500, "bad_request" if (exc.code or 500) < 500 else "server_error")
     return jsonify({"error": {"code": code, "message": exc.description}}), exc.code
 
 

@@ -127,7 +127,7 @@ def new() -> str | Response:
             flash(_created_message(broadcast, settings.tz), "success")
             return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
         if draft is not None:
-            preview = {**_preview(draft.segment, draft.text, now, settings.shop_name), "buttons": draft.buttons}
+            preview = {**_preview(draft.segment, draft.text, now, services().shop_name()), "buttons": draft.buttons}
         else:
             flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     return render_template(

@@ -7,7 +7,9 @@ Whether the code is still good is told by the bot, where every guess is counted.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import hmac
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from werkzeug.exceptions import TooManyRequests
 
 from console.throttle import public_pages
@@ -27,7 +29,7 @@ def claim_page(code: str) -> str:
     return render_template(
         "console/claim_public.html",
         code=normalize_code(code)[:CLAIM_CODE_LENGTH],
-        shop_name=settings.shop_name,
+        shop_name=services().shop_name(),
         oa_link=oa_link,
     )
 
@@ -39,5 +41,25 @@ def privacy_page() -> str:
     from tichdiem.extensions import get_session
 
     settings = get_settings()
-    version, text = current_notice(get_session(), settings.shop_name, settings.retention_days)
-    return render_template("console/privacy_public.html", shop_name=settings.shop_name, version=version, text=text)
+    version, text = current_notice(get_session(), services().shop_name(), settings.retention_days)
+    return render_template("console/privacy_public.html", shop_name=services().shop_name(), version=version, text=text)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    return current_app.send_static_file("logo.png")
+
+
+@bp.get("/zalo_verifier<code>.html")
+def zalo_domain_verification(code: str) -> Response:
+    """Zalo's domain verification ("Xác thực domain") fetches this file; the owner pastes the code in the
+    console (Kết nối Zalo OA) instead of uploading the file Zalo offers."""
+    from loyalty.shop import shop_profile
+    from tichdiem.extensions import get_session
+
+    profile = shop_profile(get_session())
+    expected = profile.zalo_site_verification if profile else ""
+    if not expected or not hmac.compare_digest(code.encode(), expected.encode()):
+        abort(404)
+    page = f'<html><head><meta name="zalo-platform-site-verification" content="{expected}" /></head><body>'
+    return Response(f"{page}{expected}</body></html>", mimetype="text/html")

@@ -145,7 +145,7 @@ def link_zalo(member_id: int) -> Response:
             request.form.get("code", "")[:20],
             by=counter_actor(),
             now=_now(),
-            shop_name=get_settings().shop_name,
+            shop_name=services().shop_name(),
         )
     except LinkRefused as exc:
         db.commit()  # keep the count of wrong codes

@@ -6,13 +6,12 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
 from console.counter.operations import audit
 from console.forms import a_page, an_id
-from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions
+from console.staff import MIN_PASSWORD, StaffError, create_api_key, create_staff, end_sessions, set_password
 from models import ApiKey, AuditLog, Member, Role, Staff, Store, utcnow
 from tichdiem.extensions import get_session
 
@@ -40,6 +39,18 @@ ACTION_LABELS = {
     "api_key_revoke": "Thu hồi khóa API",
     "import": "Nhập danh sách thành viên",
     "export": "Xuất dữ liệu",
+    "first_run_setup": "Cài đặt cửa hàng lần đầu",
+    "store_create": "Thêm cửa hàng",
+    "store_update": "Sửa cửa hàng",
+    "zalo_connect": "Kết nối Zalo OA",
+    "zalo_site_verification": "Lưu mã xác thực tên miền",
+    "follower_sync": "Đồng bộ người quan tâm",
+    "link_zalo": "Liên kết Zalo cho thành viên",
+    "consent_grant": "Ghi nhận đồng ý nhận ưu đãi",
+    "privacy_notice": "Đăng thông báo quyền riêng tư",
+    "erase_member": "Xóa dữ liệu cá nhân",
+    "template_register": "Thêm mẫu tin Zalo",
+    "template_mapping": "Ghép tham số mẫu tin",
 }
 AUDIT_PAGE = 50
 
@@ -98,11 +109,11 @@ def update_staff(staff_id: int) -> Response:
             end_sessions(person)
     password = request.form.get("password", "")
     if password:
-        if len(password) < MIN_PASSWORD:
-            flash(f"Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự.", "error")
+        try:
+            set_password(person, password)
+        except StaffError as exc:
+            flash(str(exc), "error")
             return redirect(url_for("team.staff"))
-        person.password_hash, person.failed_logins, person.locked_until = generate_password_hash(password), 0, None
-        end_sessions(person)
         if person.id == by.staff_id:
             session["sv"] = person.session_version  # the owner's own browser stays in; every other copy is out
         change["password"] = "changed"

@@ -58,7 +58,7 @@ def test_owner_console_flows(
     page.screenshot(path=str(ARTIFACTS / "console-1-dashboard.png"), full_page=True)
 
     # change the earn rate: 2 points per 10.000đ
-    page.click("text=Chương trình")
+    page.click("header nav a:text-is('Chương trình')")
     page.fill("#earn_points", "2")
     page.click("button.primary:has-text('Lưu')")
     page.wait_for_selector(".flash.success")
@@ -68,7 +68,7 @@ def test_owner_console_flows(
     page.screenshot(path=str(ARTIFACTS / "console-2-program.png"), full_page=True)
 
     # compose a broadcast to the Vàng tier, preview it, schedule it for tomorrow 09:30
-    page.click("text=Chiến dịch")
+    page.click("header nav a:text-is('Chiến dịch')")
     page.click("text=+ Tạo chiến dịch")
     page.fill("#name", "Ưu đãi hạng Vàng")
     page.fill("#text", "Chào {ten}, hạng {hang} được giảm 20% cuối tuần này!")
@@ -105,7 +105,7 @@ def test_owner_console_flows(
     # import the birthday list from Excel: preview with a per-row error, confirm, watch it finish
     workbook = tmp_path / "sinh-nhat.xlsx"
     birthday_workbook(workbook)
-    page.click("text=Nhập / xuất")
+    page.click("header nav a:text-is('Nhập / xuất')")
     page.set_input_files("#file", str(workbook))
     page.click("button:has-text('Tải lên và kiểm tra')")
     page.wait_for_selector("#progress-card[data-live=true]")  # the job reads every row, not the web request
@@ -123,7 +123,7 @@ def test_owner_console_flows(
     assert imported.name == "Trần Minh" and imported.birthday.isoformat() == "1985-11-03"
 
     # the dashboard now counts the imported members
-    page.click("text=Tổng quan")
+    page.click("header nav a:text-is('Tổng quan')")
     assert page.inner_text("#members-total") == "5"
 
     # the same console on a phone: the header scrolls sideways, cards stack, nothing overflows the page
