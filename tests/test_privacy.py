@@ -334,3 +334,29 @@ def test_the_owners_member_page_shows_consent(app: Flask, session: Session, shop
     member = add_member(session, "Có", uid="m-yes")
     page = text_of(login(app, "chu").get(f"/admin/members/{member.id}"))
     assert "Nhận ưu đãi: <strong>đồng ý</strong>" in page
+
+
+def test_the_demo_shows_the_notice_an_opt_out_and_an_erasure_request(demo) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19's demo, through the emulator as a customer would: the notice at registration, "hủy nhận tin",
+    then "xóa tài khoản" and its confirmation; the owner's requests page lists it with its due date."""
+    import requests
+
+    user = demo.customer("Đỗ Minh Khoa", "0977000111", "02/03/1990")
+    for action in ({"action": "follow"}, {"action": "share_info"}):
+        demo.act(user, **action)
+
+    def oa_texts() -> list[str]:
+        return [m.get("text", "") for m in demo.state.transcripts[user] if m.get("from") == "oa"]
+
+    assert any("/privacy" in t for t in oa_texts())  # the notice and its link, after registering
+    for text in ("huy nhan tin", "xóa tài khoản", "CÓ"):
+        demo.act(user, action="text", text=text)
+    texts = oa_texts()
+    assert any(t.startswith("Đã dừng gửi ưu đãi") for t in texts), texts[-4:]
+    assert any("sẽ xóa chậm nhất ngày" in t for t in texts), texts[-2:]
+    http = requests.Session()
+    page = http.get(f"{demo.base}/login").text
+    csrf = __import__("re").search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    http.post(f"{demo.base}/login", data={"username": "chu", "password": "demo1234", "csrf_token": csrf})
+    assert "Đỗ Minh Khoa" in http.get(f"{demo.base}/admin/privacy/").text
+    assert http.get(f"{demo.base}/privacy").ok

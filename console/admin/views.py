@@ -191,6 +191,4 @@ def program() -> str | Response:
             return redirect(url_for("admin.program"))
         flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     rewards_list = list(db.scalars(select(Reward).where(Reward.is_active.is_(True)).order_by(Reward.name)))
-    return render_template(
-        "console/program.html", v=values, errors=errors, rewards=rewards_list, channels=CHANNELS
-    )
+    return render_template("console/program.html", v=values, errors=errors, rewards=rewards_list, channels=CHANNELS)
