@@ -17,6 +17,7 @@ KIND_LABELS = {
     EntryKind.ADJUST: "Điều chỉnh",
     EntryKind.REVERSE: "Hoàn tác",
     EntryKind.REFERRAL_BONUS: "Thưởng giới thiệu",
+    EntryKind.PAY: "Trừ vào hóa đơn",
 }
 
 
@@ -37,6 +38,8 @@ def _label(entry: LedgerEntry) -> str:
         return "điểm hết hạn"
     if entry.kind == EntryKind.REFERRAL_BONUS:
         return entry.reason or "thưởng giới thiệu"
+    if entry.kind == EntryKind.PAY:
+        return f"trừ vào hóa đơn {ref}" if ref else "trừ vào hóa đơn"
     if entry.kind == EntryKind.REVERSE:
         return f"hoàn tác {ref}" if ref else "hoàn tác"
     return entry.reason or "điều chỉnh"

@@ -6,8 +6,9 @@ on every page. Keys are `LoyaltyError.code`, or `code:reason` for errors that ca
 
 from __future__ import annotations
 
+from loyalty import format as fmt
 from loyalty import placeholders
-from loyalty.errors import LinkRefused, LoyaltyError
+from loyalty.errors import LinkRefused, LoyaltyError, PaymentRefused
 
 ERRORS = {
     "invalid_amount": "Số tiền không hợp lệ. Ví dụ: 250000 hoặc 250.000 hoặc 250k.",
@@ -25,6 +26,11 @@ ERRORS = {
     "link_refused:no_request": "Không có yêu cầu liên kết nào đang chờ (hết hạn hoặc đã hủy). "
     "Nhờ khách nhắn lại số điện thoại.",
     "link_refused:taken": "Thẻ này hoặc Zalo của khách đã được liên kết rồi.",
+    "payment_refused:off": "Cửa hàng chưa bật thanh toán bằng điểm (trang Chương trình).",
+    "payment_refused:min_balance": "Khách cần có ít nhất {limit} điểm mới trừ điểm vào hóa đơn được.",
+    "payment_refused:over_limit": "Hóa đơn này trừ được tối đa {limit} điểm.",
+    "payment_refused:insufficient": "Khách chỉ còn {limit} điểm.",
+    "payment_refused:invalid": "Số điểm và số tiền hóa đơn phải lớn hơn 0.",
 }
 FALLBACK = "Không thực hiện được. Vui lòng thử lại."
 
@@ -35,6 +41,8 @@ def message(error: LoyaltyError | str) -> str:
         return ERRORS.get(error, FALLBACK)
     if isinstance(error, LinkRefused):
         return ERRORS.get(f"{error.code}:{error.reason}", FALLBACK)
+    if isinstance(error, PaymentRefused):
+        return ERRORS.get(f"{error.code}:{error.reason}", FALLBACK).format(limit=fmt.points(error.limit))
     return ERRORS.get(error.code, FALLBACK)
 
 

@@ -38,6 +38,17 @@ class AlreadyReversed(NotReversible):
     code = "already_reversed"
 
 
+class PaymentRefused(LoyaltyError):
+    """Points cannot pay this bill. reason: off | min_balance | over_limit | insufficient | invalid"""
+
+    code = "payment_refused"
+
+    def __init__(self, reason: str, limit: int = 0) -> None:
+        super().__init__(f"{reason} {limit}".strip())
+        self.reason = reason
+        self.limit = limit  # the most points that could pay (over_limit, insufficient) or the minimum balance
+
+
 class RewardUnavailable(LoyaltyError):
     """reason: inactive | not_started | ended | out_of_stock | tier | limit"""
 

@@ -23,7 +23,7 @@ from loyalty.locks import lock_member
 from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
 
 CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})
-REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS})
+REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS, EntryKind.PAY})
 
 
 @dataclass(frozen=True)

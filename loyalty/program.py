@@ -94,6 +94,10 @@ class ProgramRules:
     tier_window_months: int | None = 12  # None: tiers qualify on lifetime points
     referral_bonus_kind: str = "fixed"
     referral_bonus_value: int = 50  # points (fixed) or percent of the referee's first bill (percent)
+    # Paying part of a bill with points at the till (loyalty.payments), at point_value_vnd đ a point.
+    points_payment_enabled: bool = False
+    points_payment_min_balance: int = 0  # the member must hold at least this many points to pay with them
+    points_payment_max_pct: int = 50  # points pay at most this share of a bill
     automations: Automations = field(default_factory=Automations)
 
     def validate(self) -> ProgramRules:
@@ -114,6 +118,8 @@ class ProgramRules:
                 problems.append(f"promotion {promo.name!r}: multiplier >= 100% and weekdays 0-6")
             if promo.starts_on and promo.ends_on and promo.ends_on < promo.starts_on:
                 problems.append(f"promotion {promo.name!r} ends before it starts")
+        if self.points_payment_min_balance < 0 or not 1 <= self.points_payment_max_pct <= 100:
+            problems.append("paying with points: minimum balance >= 0, share of the bill 1-100%")
         if self.referral_bonus_kind not in REFERRAL_KINDS or self.referral_bonus_value < 0:
             problems.append("referral bonus kind must be off, fixed or percent, with a value >= 0")
         problems.extend(self.automations.validate())

@@ -55,6 +55,7 @@ class EntryKind(enum.StrEnum):
     ADJUST = "adjust"
     REVERSE = "reverse"
     REFERRAL_BONUS = "referral_bonus"
+    PAY = "pay"  # points paying part of a bill at the till (loyalty.payments)
 
 
 class ActorType(enum.StrEnum):

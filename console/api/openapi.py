@@ -100,6 +100,50 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/point-payments": {
+                "post": {
+                    "summary": "Pay part of a bill with points, at the program's point value and within its limits",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/PointPaymentRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "201": _ok("PointPaymentResult"),
+                        "200": _ok("PointPaymentResult", "replay of an earlier request"),
+                        "400": _error("`bad_request`"),
+                        "401": UNAUTHORIZED,
+                        "403": _error("`member_blocked`"),
+                        "404": _error("`member_not_found`"),
+                        "409": _error("`idempotency_conflict`"),
+                        "422": _error(
+                            "`payment_refused` (with `reason`: off, min_balance, over_limit, insufficient, invalid, "
+                            "and `limit`), `validation_error`, `missing_idempotency_key`"
+                        ),
+                    },
+                }
+            },
+            "/point-payments/{entry_id}/refund": {
+                "post": {
+                    "summary": "Refund a bill paid partly with points: the points go back (once)",
+                    "parameters": [
+                        {
+                            "name": "entry_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        }
+                    ],
+                    "responses": {
+                        "200": _ok("ReverseResult"),
+                        "401": UNAUTHORIZED,
+                        "404": _error("`entry_not_found`"),
+                        "409": _error("`already_reversed`"),
+                    },
+                }
+            },
             "/claims": {
                 "post": {
                     "summary": "Create a one-time claim code (and QR) the customer sends to the OA",
@@ -178,7 +222,12 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "error": {
                             "type": "object",
                             "required": ["code", "message"],
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "reason": {"type": "string", "description": "payment_refused: why"},
+                                "limit": {"type": "integer", "description": "payment_refused: the figure"},
+                            },
                         }
                     },
                 },
@@ -216,6 +265,35 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "card": {"type": "string", "description": "scanned member card token"},
                         "phone": {"type": "string"},
+                    },
+                },
+                "PointPaymentRequest": {
+                    "type": "object",
+                    "required": ["amount", "points"],
+                    "properties": {
+                        "amount": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 2_000_000_000,
+                            "description": "bill amount in đ",
+                        },
+                        "points": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+                        "bill_ref": {"type": "string", "description": "the store's bill number"},
+                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        "card": {"type": "string", "description": "scanned member card token"},
+                        "phone": {"type": "string"},
+                    },
+                },
+                "PointPaymentResult": {
+                    "type": "object",
+                    "properties": {
+                        "entry_id": {"type": "integer"},
+                        "points": {"type": "integer"},
+                        "vnd": {"type": "integer", "description": "what the points paid, in đ"},
+                        "to_pay": {"type": "integer", "description": "what is left for the customer to pay, in đ"},
+                        "balance": {"type": "integer"},
+                        "replayed": {"type": "boolean"},
+                        "member": {"$ref": "#/components/schemas/Member"},
                     },
                 },
                 "EarnResult": {

@@ -14,8 +14,17 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from console.actors import CounterActor
-from console.counter.operations import NotAllowed, earn_for_bill, new_claim, reverse_earn, use_voucher
+from console.counter.operations import (
+    NotAllowed,
+    earn_for_bill,
+    new_claim,
+    pay_with_points,
+    refund_points_payment,
+    reverse_earn,
+    use_voucher,
+)
 from console.forms import MAX_ID
+from console.messages import message
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
 from console.throttle import code_guesses
@@ -24,10 +33,11 @@ from loyalty import rewards as reward_rules
 from loyalty.cards import InvalidCard, member_from_token
 from loyalty.claims import find_claim
 from loyalty.codes import pretty_voucher_code
+from loyalty.errors import PaymentRefused
 from loyalty.members import find_by_phone
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
-from models import ApiKey, LedgerEntry, Member, Reward, Tier, utcnow
+from models import ApiKey, EntryKind, LedgerEntry, Member, Reward, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -157,6 +167,66 @@ def reverse(entry_id: int) -> tuple[Response, int]:
     member = db.get(Member, entry.member_id)
     assert member is not None
     return jsonify({"reversal_entry_id": reversal.id, "points": reversal.points, "balance": member.points_balance}), 200
+
+
+@bp.post("/point-payments")
+@api_key_required
+def point_payment() -> tuple[Response, int]:
+    """Points pay part of a bill at the program's point value, within the owner's limits; once per key."""
+    body = _json()
+    member = _member_from(body)
+    amount, points = _int(body, "amount"), _int(body, "points")
+    key = f"pos-pay:{_idempotency_key()}"
+    db = get_session()
+    existing = db.scalar(_entry_by_key(key))
+    if existing is not None and (existing.member_id != member.id or -existing.points != points):
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different payment")
+    result = pay_with_points(
+        db,
+        member.id,
+        points,
+        amount,
+        key=key,
+        by=_actor(),
+        rules=load_rules(db),
+        now=utcnow(),
+        bill_ref=_str(body, "bill_ref"),
+        channel="pos",
+    )
+    db.commit()
+    db.refresh(member)
+    payload = {
+        "entry_id": result.entry.id,
+        "points": result.points,
+        "vnd": result.vnd,
+        "to_pay": amount - result.vnd,
+        "balance": result.balance,
+        "replayed": result.replayed,
+        "member": _member_json(member),
+    }
+    return jsonify(payload), 200 if result.replayed else 201
+
+
+@bp.post("/point-payments/<int:entry_id>/refund")
+@api_key_required
+def refund_point_payment(entry_id: int) -> tuple[Response, int]:
+    db = get_session()
+    entry = db.get(LedgerEntry, entry_id)
+    if entry is None or entry.kind != EntryKind.PAY or entry.store_id != g.api_key.store_id:
+        raise ApiError(404, "entry_not_found", "no points payment with this id for this store")
+    reversal = refund_points_payment(db, entry_id, by=_actor(owner=True), now=utcnow())
+    db.commit()
+    member = db.get(Member, entry.member_id)
+    assert member is not None
+    return jsonify({"reversal_entry_id": reversal.id, "points": reversal.points, "balance": member.points_balance}), 200
+
+
+@bp.errorhandler(PaymentRefused)
+def _payment_refused(exc: PaymentRefused) -> tuple[Response, int]:
+    """Why points cannot pay this bill, with the figure the POS can show (the most points, or the minimum)."""
+    get_session().rollback()
+    error = {"code": "payment_refused", "reason": exc.reason, "limit": exc.limit, "message": message(exc)}
+    return jsonify({"error": error}), 422
 
 
 @bp.post("/claims")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.replies import render
 from console.actors import CounterActor
 from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
-from loyalty import earning, ledger, rewards
+from loyalty import earning, ledger, payments, rewards
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
@@ -81,6 +81,87 @@ def earn_for_bill(
     )
     _notify(session, member_id, f"earn:{result.entry.id}", text)
     return result
+
+
+def pay_with_points(
+    session: Session,
+    member_id: int,
+    points: int,
+    bill_amount: int,
+    *,
+    key: str,
+    by: CounterActor,
+    rules: ProgramRules,
+    now: datetime,
+    bill_ref: str | None = None,
+    channel: str = "counter",
+) -> payments.PaymentResult:
+    """Points pay part of a bill (PaymentRefused says why not); the member reads "−50 điểm (50.000đ) cho hóa đơn
+    HD123" in the chat. A replay (double click, a POS retry) returns the first payment and tells nobody twice."""
+    result = payments.pay_with_points(
+        session,
+        member_id,
+        points,
+        bill_amount=bill_amount,
+        bill_ref=bill_ref,
+        key=key,
+        rules=rules,
+        now=now,
+        actor=by.ledger_actor,
+        store_id=by.store_id,
+        channel=channel,
+    )
+    if result.replayed:
+        return result
+    audit(
+        session,
+        by,
+        "pay_points",
+        now,
+        member_id=member_id,
+        entry_id=result.entry.id,
+        details={"points": result.points, "amount": bill_amount, "bill_ref": bill_ref, "vnd": result.vnd},
+    )
+    text = render(
+        "points_paid",
+        points=fmt.points(result.points),
+        vnd=fmt.vnd(result.vnd),
+        bill_ref=bill_ref,
+        balance=fmt.points(result.balance),
+    )
+    _notify(session, member_id, f"pay:{result.entry.id}", text)
+    return result
+
+
+def refund_points_payment(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> LedgerEntry:
+    """A refunded bill gives its points back. A cashier: only their own latest payment, within 15 minutes."""
+    entry = session.get(LedgerEntry, entry_id)
+    if entry is None or entry.kind != EntryKind.PAY:
+        raise NotAllowed("chỉ hoàn được một lần trừ điểm vào hóa đơn")
+    if not by.is_owner:
+        _check_self_reversal(session, entry, by, now)
+    reversal, replayed = payments.refund_payment(session, entry.id, now=now, actor=by.ledger_actor)
+    if replayed:
+        return reversal
+    audit(
+        session,
+        by,
+        "refund_points",
+        now,
+        member_id=entry.member_id,
+        entry_id=reversal.id,
+        details={"reversed_entry_id": entry.id, "points": -entry.points, "bill_ref": entry.source_ref},
+    )
+    member = session.get(Member, entry.member_id)
+    assert member is not None
+    text = render(
+        "points_payment_refunded",
+        points=fmt.points(-entry.points),
+        bill_ref=entry.source_ref,
+        balance=fmt.points(member.points_balance),
+    )
+    _notify(session, entry.member_id, f"reverse:{reversal.id}", text)
+    return reversal
 
 
 def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> LedgerEntry:
@@ -187,10 +268,10 @@ def new_claim(
 
 
 def recent_earns(session: Session, store_id: int | None, limit: int = 20) -> list[LedgerEntry]:
-    """The store's latest counter entries (earns and reversals), newest first."""
+    """The store's latest counter entries (earns, points paid on bills, reversals), newest first."""
     stmt = (
         select(LedgerEntry)
-        .where(LedgerEntry.kind.in_([EntryKind.EARN, EntryKind.REVERSE]))
+        .where(LedgerEntry.kind.in_([EntryKind.EARN, EntryKind.PAY, EntryKind.REVERSE]))
         .order_by(LedgerEntry.id.desc())
         .limit(limit)
     )
@@ -215,12 +296,13 @@ def _check_self_reversal(session: Session, entry: LedgerEntry, by: CounterActor,
         raise NotAllowed("đã quá 15 phút; cần chủ cửa hàng hoàn giúp")
     latest = session.scalar(
         select(LedgerEntry.id)
-        .where(LedgerEntry.kind == EntryKind.EARN, LedgerEntry.actor_id == by.actor)
+        .where(LedgerEntry.kind == entry.kind, LedgerEntry.actor_id == by.actor)
         .order_by(LedgerEntry.id.desc())
         .limit(1)
     )
     if latest != entry.id:
-        raise NotAllowed("chỉ hoàn được giao dịch tích điểm gần nhất của bạn")
+        what = "lần trừ điểm" if entry.kind == EntryKind.PAY else "giao dịch tích điểm"
+        raise NotAllowed(f"chỉ hoàn được {what} gần nhất của bạn")
 
 
 def _notify(session: Session, member_id: int, key: str, text: str) -> None:

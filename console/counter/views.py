@@ -19,7 +19,9 @@ from console.counter.operations import (
     earn_for_bill,
     link_chat_user,
     new_claim,
+    pay_with_points,
     recent_earns,
+    refund_points_payment,
     reverse_earn,
     use_voucher,
     voucher_view,
@@ -38,6 +40,7 @@ from loyalty.errors import (
     LinkRefused,
     LoyaltyError,
     MemberBlocked,
+    PaymentRefused,
     VoucherError,
     VoucherNotFound,
 )
@@ -45,7 +48,7 @@ from loyalty.linking import requests_for_member
 from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
-from models import Claim, LedgerEntry, Member, Role, Tier, Voucher, utcnow
+from models import Claim, EntryKind, LedgerEntry, Member, Role, Tier, Voucher, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
@@ -83,6 +86,7 @@ def member(member_id: int) -> str:
         "console/member.html",
         member=found,
         tier=tier,
+        rules=load_rules(db),
         vouchers=vouchers,
         link_requests=requests_for_member(db, found.id, _now()),
         phone=display_phone(found.phone) if found.phone else "",
@@ -132,6 +136,42 @@ def earn(member_id: int) -> Response:
     return redirect(url_for("counter.member", member_id=member_id))
 
 
+@bp.post("/members/<int:member_id>/pay")
+@login_required(Role.CASHIER)
+def pay(member_id: int) -> Response:
+    """Points pay part of a bill: the cashier types the bill and the points the customer wants to use."""
+    db = get_session()
+    try:
+        amount = parse_amount(request.form.get("pay_amount", ""))
+        points = int(request.form.get("points", "").strip().replace(".", ""))
+    except (BadInput, ValueError):
+        flash("Nhập số tiền hóa đơn và số điểm muốn trừ, ví dụ 250000 và 50.", "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    try:
+        result = pay_with_points(
+            db,
+            member_id,
+            points,
+            amount,
+            key=f"counter-pay:{_op()}",
+            by=counter_actor(),
+            rules=load_rules(db),
+            now=_now(),
+            bill_ref=request.form.get("pay_bill_ref", "").strip()[:120] or None,
+        )
+    except (PaymentRefused, MemberBlocked) as exc:
+        db.rollback()
+        flash(message(exc), "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    db.commit()
+    flash(
+        f"−{fmt.points(result.points)} điểm = {fmt.vnd(result.vnd)} trừ vào hóa đơn; khách trả "
+        f"{fmt.vnd(amount - result.vnd)}. Số dư {fmt.points(result.balance)} điểm.",
+        "success",
+    )
+    return redirect(url_for("counter.member", member_id=member_id))
+
+
 @bp.post("/members/<int:member_id>/link")
 @login_required(Role.CASHIER)
 def link_zalo(member_id: int) -> Response:
@@ -175,8 +215,10 @@ def consent(member_id: int) -> Response:
 @login_required(Role.CASHIER)
 def reverse(entry_id: int) -> Response:
     db = get_session()
+    entry = db.get(LedgerEntry, entry_id)
+    undo = refund_points_payment if entry is not None and entry.kind == EntryKind.PAY else reverse_earn
     try:
-        reverse_earn(db, entry_id, by=counter_actor(), now=_now())
+        undo(db, entry_id, by=counter_actor(), now=_now())
     except NotAllowed as exc:
         db.rollback()
         flash(f"Không hoàn được: {exc}.", "error")
@@ -186,7 +228,7 @@ def reverse(entry_id: int) -> Response:
         flash("Không hoàn được: thành viên không còn đủ điểm hoặc giao dịch đã hoàn.", "error")
         return redirect(url_for("counter.home"))
     db.commit()
-    flash("Đã hoàn điểm của hóa đơn.", "success")
+    flash("Đã hoàn điểm của hóa đơn." if undo is reverse_earn else "Đã trả lại điểm đã trừ vào hóa đơn.", "success")
     return redirect(url_for("counter.home"))
 
 
@@ -334,7 +376,7 @@ def _lookup(query: str) -> Member | None:
 
 
 def _may_reverse(entry: LedgerEntry, actor: CounterActor) -> bool:
-    if entry.kind != "earn":
+    if entry.kind not in (EntryKind.EARN, EntryKind.PAY):
         return False
     return actor.is_owner or can_self_reverse(get_session(), entry, actor, _now())
 
