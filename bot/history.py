@@ -18,6 +18,7 @@ KIND_LABELS = {
     EntryKind.REVERSE: "Hoàn tác",
     EntryKind.REFERRAL_BONUS: "Thưởng giới thiệu",
     EntryKind.PAY: "Trừ vào hóa đơn",
+    EntryKind.BONUS: "Thưởng",
 }
 
 

@@ -22,7 +22,7 @@ from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, N
 from loyalty.locks import lock_member
 from models import ActorType, EntryKind, LedgerEntry, LotDraw, Member, PointLot
 
-CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST})
+CREDIT_KINDS = frozenset({EntryKind.EARN, EntryKind.REFERRAL_BONUS, EntryKind.ADJUST, EntryKind.BONUS})
 REVERSIBLE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM, EntryKind.REFERRAL_BONUS, EntryKind.PAY})
 
 

@@ -94,6 +94,10 @@ class ProgramRules:
     tier_window_months: int | None = 12  # None: tiers qualify on lifetime points
     referral_bonus_kind: str = "fixed"
     referral_bonus_value: int = 50  # points (fixed) or percent of the referee's first bill (percent)
+    # Engagement points (loyalty.bonuses), 0 = off: on joining through the chat or at the counter, and once for
+    # completing the profile with a birthday.
+    welcome_bonus_points: int = 0
+    profile_bonus_points: int = 0
     # Paying part of a bill with points at the till (loyalty.payments), at point_value_vnd đ a point.
     points_payment_enabled: bool = False
     points_payment_min_balance: int = 0  # the member must hold at least this many points to pay with them
@@ -118,6 +122,8 @@ class ProgramRules:
                 problems.append(f"promotion {promo.name!r}: multiplier >= 100% and weekdays 0-6")
             if promo.starts_on and promo.ends_on and promo.ends_on < promo.starts_on:
                 problems.append(f"promotion {promo.name!r} ends before it starts")
+        if not 0 <= self.welcome_bonus_points <= 1_000_000 or not 0 <= self.profile_bonus_points <= 1_000_000:
+            problems.append("bonuses must be 0-1,000,000 points")
         if self.points_payment_min_balance < 0 or not 1 <= self.points_payment_max_pct <= 100:
             problems.append("paying with points: minimum balance >= 0, share of the bill 1-100%")
         if self.referral_bonus_kind not in REFERRAL_KINDS or self.referral_bonus_value < 0:

@@ -56,6 +56,7 @@ class EntryKind(enum.StrEnum):
     REVERSE = "reverse"
     REFERRAL_BONUS = "referral_bonus"
     PAY = "pay"  # points paying part of a bill at the till (loyalty.payments)
+    BONUS = "bonus"  # a sign-up or profile bonus (loyalty.bonuses)
 
 
 class ActorType(enum.StrEnum):

@@ -8,6 +8,7 @@ from bot import buttons
 from bot.parsing import BadInput, parse_birthday, show_birthday
 from bot.replies import Reply, render, reply
 from bot.router import Bot, Context, Handler
+from loyalty import bonuses
 from loyalty import format as fmt
 from loyalty.cards import rotate_card
 from loyalty.errors import LinkRefused, PhoneNeedsProof, PhoneTaken, ReferralRefused
@@ -197,9 +198,11 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
     member = registration.member
     cancel_requests(ctx.session, ctx.user.user_id, ctx.now)
     replies = _apply_pending_referral(ctx, member)
+    welcome = 0 if was_member else bonuses.grant_welcome(ctx.session, member, ctx.rules, ctx.now)
+    profile = bonuses.grant_profile(ctx.session, member, ctx.rules, ctx.now)
     if was_member:
         saved = [w for w, value in (("tên", name), ("số điện thoại", phone), ("ngày sinh", birthday)) if value]
-        return [reply("info_updated", what=", ".join(saved) or "không có gì mới"), *replies]
+        return [reply("info_updated", what=", ".join(saved) or "không có gì mới", bonus=_points(profile)), *replies]
     return [
         reply(
             "registered",
@@ -207,6 +210,9 @@ def _register(ctx: Context, *, name: str, phone: str | None, birthday: date | No
             name=member.name or "bạn",
             tier=tier_name(ctx, member),
             birthday_hint=member.birthday is None,
+            welcome=_points(welcome),
+            profile=_points(profile),
+            profile_offer=_points(ctx.rules.profile_bonus_points) if member.birthday is None else "",
         ),
         *replies,
         card_reply(ctx, member),
@@ -241,7 +247,13 @@ def on_birthday(ctx: Context) -> list[Reply]:
     if ctx.member is None:
         return unregistered(ctx)
     ctx.member.birthday = born
-    return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.shop_name)]
+    bonus = bonuses.grant_profile(ctx.session, ctx.member, ctx.rules, ctx.now)
+    return [reply("birthday_saved", birthday=show_birthday(born), shop_name=ctx.shop_name, bonus=_points(bonus))]
+
+
+def _points(points: int) -> str:
+    """ "20" for a reply that names the points given, "" for none (the template leaves the line out)."""
+    return fmt.points(points) if points else ""
 
 
 def on_name(ctx: Context) -> list[Reply]:

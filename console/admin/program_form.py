@@ -23,6 +23,8 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
     "birthday_reward_id": ("Quà tặng kèm lời chúc sinh nhật", 1, 10**12, True),
     "points_payment_min_balance": ("Số điểm tối thiểu để trừ vào hóa đơn", 0, 1_000_000, False),
+    "welcome_bonus_points": ("Điểm chào mừng khi đăng ký", 0, 1_000_000, False),
+    "profile_bonus_points": ("Điểm thưởng khi cho biết ngày sinh", 0, 1_000_000, False),
     "points_payment_max_pct": ("Trừ tối đa (% hóa đơn)", 1, 100, False),
 }
 # Earn rates per channel (empty: the general rate). A store's own rate, set on the Cửa hàng page, wins over both.
@@ -54,6 +56,8 @@ def to_form(rules: ProgramRules) -> dict[str, Any]:
         "tier_window_months": rules.tier_window_months,
         "referral_bonus_kind": rules.referral_bonus_kind,
         "referral_bonus_value": rules.referral_bonus_value,
+        "welcome_bonus_points": rules.welcome_bonus_points,
+        "profile_bonus_points": rules.profile_bonus_points,
         "points_payment_enabled": rules.points_payment_enabled,
         "points_payment_min_balance": rules.points_payment_min_balance,
         "points_payment_max_pct": rules.points_payment_max_pct,
@@ -122,6 +126,8 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         tier_window_months=ints["tier_window_months"],
         referral_bonus_kind=kind,
         referral_bonus_value=ints["referral_bonus_value"] or 0,
+        welcome_bonus_points=ints["welcome_bonus_points"] or 0,
+        profile_bonus_points=ints["profile_bonus_points"] or 0,
         points_payment_enabled=form.get("points_payment_enabled") == "on",
         points_payment_min_balance=ints["points_payment_min_balance"] or 0,
         points_payment_max_pct=ints["points_payment_max_pct"] or 50,
