@@ -25,6 +25,8 @@ class Reply:
     # Not to the chat but to a phone, as the approved ZBS template of this purpose filled with these fields
     # (a verification code must reach the phone's owner, not whoever typed the number).
     to_phone: str | None = None
+    # Not to this chat but to another member's (a referrer told that a friend's purchase earned them points).
+    to_user: str | None = None
     template_purpose: str = ""
     template_fields: dict[str, str] = field(default_factory=dict)
 

@@ -35,6 +35,7 @@ class BotConfig:
     oa_id: str = ""
     logo_url: str = ""
     privacy_url: str = ""  # the shop's privacy notice (PUBLIC_URL/privacy)
+    invite_url: str = ""  # a member's invitation page is this + their code (PUBLIC_URL/r/)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -91,8 +91,12 @@ def process_event(context: Services, event_id: int) -> tuple[str, list[int] | No
                 replies = []
             else:
                 replies = context.bot.handle(session, event, now)
-            to_chat = [m for r in replies if r.to_phone is None for m in r.to_outbox()]
+            to_chat = [m for r in replies if r.to_phone is None and r.to_user is None for m in r.to_outbox()]
             to_phones = [m for r in replies if r.to_phone is not None for m in r.to_outbox()]
+            to_others: dict[str, list[Any]] = {}
+            for r in replies:
+                if r.to_user is not None and r.to_phone is None:
+                    to_others.setdefault(r.to_user, []).extend(r.to_outbox())
             queued = []
             if to_chat and event.user_id:
                 queued += queue_messages(
@@ -102,6 +106,9 @@ def process_event(context: Services, event_id: int) -> tuple[str, list[int] | No
                 queued += queue_messages(
                     session, key=f"evt-{event_id}-phone", user_id=None, messages=to_phones, event_id=event_id
                 )
+            for other, messages in to_others.items():
+                key = f"evt-{event_id}-to-{other}"
+                queued += queue_messages(session, key=key, user_id=other, messages=messages, event_id=event_id)
             row.status = EventStatus.PROCESSED
             row.processed_at = now
             row.attempts += 1

@@ -13,7 +13,7 @@ from loyalty import ledger
 from loyalty.errors import DuplicateBill, InvalidAmount
 from loyalty.locks import lock_member
 from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
-from loyalty.referrals import award_referral_bonus
+from loyalty.referrals import ReferralCredits, award_referral
 from loyalty.tiers import list_tiers, upgrade_if_qualified
 from models import EntryKind, LedgerEntry, Member, Store, Tier, TierEvent
 
@@ -47,8 +47,12 @@ class EarnResult:
     entry: LedgerEntry | None
     quote: EarnQuote | None
     tier_event: TierEvent | None = None
-    referral_entry: LedgerEntry | None = None
+    referral: ReferralCredits = ReferralCredits()
     replayed: bool = False
+
+    @property
+    def referral_entry(self) -> LedgerEntry | None:
+        return self.referral.referrer
 
 
 def quote(
@@ -141,7 +145,7 @@ def earn(
     )
     member.last_earned_at = now  # written with the balance, in the entry's flush
     entry = ledger.credit(session, member, posting, now=now, expires_at=rules.expiry_for(now))
-    bonus = award_referral_bonus(session, member, entry, rules=rules, now=now)
+    referral = award_referral(session, member, entry, rules=rules, now=now)
     tier_event = upgrade_if_qualified(
         session, member, window_start=rules.tier_window_start(now), now=now, reason=f"earn:{entry.id}", tiers=tiers
     )
@@ -151,7 +155,7 @@ def earn(
         entry=entry,
         quote=q,
         tier_event=tier_event,
-        referral_entry=bonus,
+        referral=referral,
     )
 
 

@@ -94,6 +94,10 @@ class ProgramRules:
     tier_window_months: int | None = 12  # None: tiers qualify on lifetime points
     referral_bonus_kind: str = "fixed"
     referral_bonus_value: int = 50  # points (fixed) or percent of the referee's first bill (percent)
+    referee_bonus_points: int = 0  # the new member's own points on their first purchase (0: none)
+    referral_affiliate_pct: int = 0  # the referrer's share of the referee's later bills, % (0: none)
+    referral_affiliate_days: int = 90  # ... for this many days after the referee joined
+    referral_affiliate_cap: int = 0  # ... at most this many points per referee in all (0: no cap)
     # Engagement points (loyalty.bonuses), 0 = off: on joining through the chat or at the counter, and once for
     # completing the profile with a birthday.
     welcome_bonus_points: int = 0
@@ -124,6 +128,10 @@ class ProgramRules:
                 problems.append(f"promotion {promo.name!r} ends before it starts")
         if not 0 <= self.welcome_bonus_points <= 1_000_000 or not 0 <= self.profile_bonus_points <= 1_000_000:
             problems.append("bonuses must be 0-1,000,000 points")
+        if self.referee_bonus_points < 0 or not 0 <= self.referral_affiliate_pct <= 50:
+            problems.append("referee bonus >= 0, affiliate share 0-50%")
+        if not 1 <= self.referral_affiliate_days <= 3650 or self.referral_affiliate_cap < 0:
+            problems.append("affiliate period 1-3650 days, cap >= 0")
         if self.points_payment_min_balance < 0 or not 1 <= self.points_payment_max_pct <= 100:
             problems.append("paying with points: minimum balance >= 0, share of the bill 1-100%")
         if self.referral_bonus_kind not in REFERRAL_KINDS or self.referral_bonus_value < 0:

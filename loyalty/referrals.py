@@ -1,10 +1,14 @@
-"""Referrals: a new member links to a referrer's code; the referrer earns a bonus on the first purchase."""
+"""Referrals: a new member links to a referrer's code. On the new member's first purchase the referrer earns
+a bonus and, if the owner set one, the new member too; afterwards the referrer may earn an affiliate share of
+the new member's bills for a number of days, up to a cap. Every credit is keyed (once per referee, once per
+bill), and a refunded bill takes its affiliate share back (loyalty.earning's callers reverse it)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loyalty import ledger
@@ -34,6 +38,31 @@ def link_referral(session: Session, member: Member, code: str) -> Member:
     return referrer
 
 
+@dataclass(frozen=True)
+class ReferralCredits:
+    """What a referee's earn gave: the referrer's entry (first-purchase bonus or affiliate share) and the
+    referee's own first-purchase bonus, each None when nothing was given."""
+
+    referrer: LedgerEntry | None = None
+    referee: LedgerEntry | None = None
+    affiliate: bool = False  # the referrer's entry is an affiliate share, not the first-purchase bonus
+
+
+def award_referral(
+    session: Session, referee: Member, earn_entry: LedgerEntry, *, rules: ProgramRules, now: datetime
+) -> ReferralCredits:
+    """After each earn of a referred member: the first-purchase bonuses once, then the affiliate share."""
+    if referee.referred_by_id is None or rules.referral_bonus_kind == "off":
+        return ReferralCredits()
+    if _earn_count(session, referee.id) == 1:
+        return ReferralCredits(
+            referrer=award_referral_bonus(session, referee, earn_entry, rules=rules, now=now),
+            referee=_referee_bonus(session, referee, earn_entry, rules=rules, now=now),
+        )
+    share = _affiliate_share(session, referee, earn_entry, rules=rules, now=now)
+    return ReferralCredits(referrer=share, affiliate=share is not None)
+
+
 def award_referral_bonus(
     session: Session, referee: Member, earn_entry: LedgerEntry, *, rules: ProgramRules, now: datetime
 ) -> LedgerEntry | None:
@@ -46,14 +75,75 @@ def award_referral_bonus(
     points = _bonus_points(rules, earn_entry.bill_amount or 0)
     if points <= 0:
         return None
+    reason = f"thưởng giới thiệu {referee.name or 'bạn mới'}".strip()
+    return _credit_referrer(session, referee, earn_entry, points, key, reason, rules, now)
+
+
+def affiliate_entry_for(session: Session, earn_entry_id: int) -> LedgerEntry | None:
+    """The referrer's affiliate share of this bill, if one was given (a refund reverses it too)."""
+    return ledger.find_entry(session, f"affiliate:{earn_entry_id}")
+
+
+def _referee_bonus(
+    session: Session, referee: Member, earn_entry: LedgerEntry, *, rules: ProgramRules, now: datetime
+) -> LedgerEntry | None:
+    key = f"referee:{referee.id}"
+    if rules.referee_bonus_points <= 0 or ledger.find_entry(session, key) is not None:
+        return None
+    posting = ledger.Posting(
+        kind=EntryKind.REFERRAL_BONUS,
+        points=rules.referee_bonus_points,
+        key=key,
+        reason="thưởng được giới thiệu",
+        source_ref=referee.code,
+        details={"referee_id": referee.id, "earn_id": earn_entry.id},
+    )
+    return ledger.credit(session, referee, posting, now=now, expires_at=rules.expiry_for(now))
+
+
+def _affiliate_share(
+    session: Session, referee: Member, earn_entry: LedgerEntry, *, rules: ProgramRules, now: datetime
+) -> LedgerEntry | None:
+    """The referrer's share of a later bill, within the period after the referee joined and under the cap."""
+    pct, days, cap = rules.referral_affiliate_pct, rules.referral_affiliate_days, rules.referral_affiliate_cap
+    if pct <= 0 or now - referee.joined_at > timedelta(days=days):
+        return None
+    points = (earn_entry.bill_amount or 0) * pct // 100 // rules.point_value_vnd
+    if cap:
+        given = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                LedgerEntry.kind == EntryKind.REFERRAL_BONUS,
+                LedgerEntry.source_ref == referee.code,
+                LedgerEntry.idempotency_key.like("affiliate:%"),
+            )
+        )
+        points = min(points, cap - int(given or 0))
+    if points <= 0:
+        return None
+    key = f"affiliate:{earn_entry.id}"
+    reason = f"hoa hồng từ hóa đơn của {referee.name or 'bạn được giới thiệu'}".strip()
+    return _credit_referrer(session, referee, earn_entry, points, key, reason, rules, now)
+
+
+def _credit_referrer(
+    session: Session,
+    referee: Member,
+    earn_entry: LedgerEntry,
+    points: int,
+    key: str,
+    reason: str,
+    rules: ProgramRules,
+    now: datetime,
+) -> LedgerEntry | None:
+    assert referee.referred_by_id is not None
     referrer = lock_member(session, referee.referred_by_id, allow_blocked=True)
-    if referrer.status == MemberStatus.ERASED:
+    if referrer.status == MemberStatus.ERASED or ledger.find_entry(session, key) is not None:
         return None
     posting = ledger.Posting(
         kind=EntryKind.REFERRAL_BONUS,
         points=points,
         key=key,
-        reason=f"thưởng giới thiệu {referee.name or 'bạn mới'}".strip(),
+        reason=reason,
         source_ref=referee.code,
         details={"referee_id": referee.id, "earn_id": earn_entry.id},
     )

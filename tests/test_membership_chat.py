@@ -393,7 +393,7 @@ def test_referral_info_and_code_before_registering(app: Flask, zalo: ZaloFake, s
     assert info["text"].startswith(
         f"Mã giới thiệu của bạn: {code}\nMỗi người bạn giới thiệu mua hàng lần đầu, bạn nhận 50 điểm."
     )
-    assert f'Quan tâm Zalo OA https://zalo.me/4024926008133882615 rồi nhắn: mã {code}"' in info["text"]
+    assert f'Mở http://127.0.0.1:5000/r/{code} rồi làm theo hướng dẫn"' in info["text"]
 
     newbie = Chat(app, zalo)
     pending = newbie.say(f"mã {code.lower()}")

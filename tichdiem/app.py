@@ -133,6 +133,7 @@ def build_services(settings: Settings, redis: Redis | None = None) -> Services:
         oa_id=settings.zalo_oa_id,
         logo_url=settings.logo_url,
         privacy_url=f"{settings.public_url.rstrip('/')}/privacy",
+        invite_url=f"{settings.public_url.rstrip('/')}/r/",
     )
     return Services(
         settings=settings,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bot import buttons
 from bot.handlers.membership import info_request
+from bot.notices import referral_notices
 from bot.replies import Reply, reply
 from bot.router import Context
 from loyalty import format as fmt
@@ -70,6 +71,10 @@ def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None
     earned = result.earned
     if earned.points <= 0:
         return [reply("claim_nothing", amount=fmt.vnd(claim.amount), code=code)]
+    notices = [
+        Reply(text=text, to_user=None if user_id == user.user_id else user_id)
+        for user_id, text in referral_notices(ctx.session, earned.referral, member)
+    ]
     return [
         reply(
             "earned",
@@ -78,7 +83,8 @@ def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None
             amount=fmt.vnd(claim.amount),
             bill_ref=claim.bill_ref,
             balance=fmt.points(earned.balance),
-        )
+        ),
+        *notices,
     ]
 
 

@@ -288,13 +288,19 @@ def on_referral_info(ctx: Context) -> list[Reply]:
         bonus = f"{fmt.points(rules.referral_bonus_value)} điểm"
     elif rules.referral_bonus_kind == "percent" and rules.referral_bonus_value:
         bonus = f"điểm thưởng bằng {rules.referral_bonus_value}% hóa đơn đầu tiên của bạn ấy"
+    if rules.referral_affiliate_pct:
+        bonus += (", rồi " if bonus else "") + (
+            f"{rules.referral_affiliate_pct}% giá trị các hóa đơn của bạn ấy trong {rules.referral_affiliate_days} ngày"
+        )
     return [
         reply(
             "referral_info",
             code=ctx.member.code,
             bonus=bonus,
+            friend_bonus=fmt.points(rules.referee_bonus_points) if rules.referee_bonus_points else "",
             shop_name=ctx.shop_name,
             oa_link=ctx.config.oa_link,
+            invite_link=f"{ctx.config.invite_url}{ctx.member.code}" if ctx.config.invite_url else "",
         )
     ]
 

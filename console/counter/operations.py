@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.notices import referral_notices
 from bot.replies import render
 from console.actors import CounterActor
 from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
@@ -20,9 +21,10 @@ from loyalty import earning, ledger, payments, rewards
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
-from loyalty.errors import LoyaltyError
+from loyalty.errors import InsufficientPoints, LoyaltyError
 from loyalty.linking import confirm_link
 from loyalty.program import ProgramRules
+from loyalty.referrals import affiliate_entry_for
 from models import AuditLog, Claim, EntryKind, LedgerEntry, LinkRequest, Member, Reward, Tier, Voucher
 from zalo.messages import text_message
 
@@ -80,7 +82,26 @@ def earn_for_bill(
         balance=fmt.points(result.balance),
     )
     _notify(session, member_id, f"earn:{result.entry.id}", text)
+    member = session.get(Member, member_id)
+    assert member is not None
+    for n, (user_id, notice) in enumerate(referral_notices(session, result.referral, member)):
+        _notify_user(session, user_id, f"earn:{result.entry.id}:referral:{n}", notice)
     return result
+
+
+def _take_back_affiliate_share(session: Session, earn: LedgerEntry, *, by: CounterActor, now: datetime) -> None:
+    """A refunded bill's affiliate share goes back too, if the referrer still holds the points; if they spent
+    them already, the share stays (the audit row of the refund says so, the owner may adjust)."""
+    share = affiliate_entry_for(session, earn.id)
+    if share is None:
+        return
+    try:
+        with session.begin_nested():
+            ledger.reverse(
+                session, share.id, key=f"refund:{share.id}", now=now, actor=by.ledger_actor, reason="hoàn hóa đơn"
+            )
+    except InsufficientPoints:
+        audit(session, by, "affiliate_kept", now, member_id=share.member_id, details={"points": share.points})
 
 
 def pay_with_points(
@@ -176,6 +197,7 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
     )
     if replayed:
         return reversal
+    _take_back_affiliate_share(session, entry, by=by, now=now)
     audit(
         session,
         by,
@@ -309,8 +331,12 @@ def _notify(session: Session, member_id: int, key: str, text: str) -> None:
     """The member's chat message, sent once the caller commits (imported members without Zalo get none)."""
     member = session.get(Member, member_id)
     if member is not None and member.zalo_user_id:
-        ids = queue_messages(session, key=key, user_id=member.zalo_user_id, messages=[text_message(text)])
-        deliver_after_commit(session, ids)
+        _notify_user(session, member.zalo_user_id, key, text)
+
+
+def _notify_user(session: Session, zalo_user_id: str, key: str, text: str) -> None:
+    ids = queue_messages(session, key=key, user_id=zalo_user_id, messages=[text_message(text)])
+    deliver_after_commit(session, ids)
 
 
 def audit(session: Session, by: CounterActor, action: str, now: datetime, **fields: Any) -> None:

@@ -34,6 +34,33 @@ def claim_page(code: str) -> str:
     )
 
 
+@bp.get("/r/<code>")
+def invite_page(code: str) -> str:
+    """A member's invitation link ("giới thiệu" in the chat gives it). Like the claim page it never looks the
+    code up (nobody learns whose code is whose); Zalo cannot open the OA chat with a text typed in, so the
+    page says what to send."""
+    from markupsafe import Markup
+
+    from console.qr import qr_svg
+    from loyalty import format as fmt
+    from loyalty.program import load_rules
+    from tichdiem.extensions import get_session
+
+    settings = get_settings()
+    if public_pages(services().redis).over_limit(request.remote_addr or "?"):
+        raise TooManyRequests("Quá nhiều yêu cầu từ máy này. Vui lòng thử lại sau một phút.")
+    oa_link = f"https://zalo.me/{settings.zalo_oa_id}" if settings.zalo_oa_id else ""
+    bonus = load_rules(get_session()).referee_bonus_points
+    return render_template(
+        "console/invite_public.html",
+        code=normalize_code(code)[:16],
+        shop_name=services().shop_name(),
+        oa_link=oa_link,
+        qr=Markup(qr_svg(oa_link)) if oa_link else None,
+        bonus=fmt.points(bonus) if bonus else "",
+    )
+
+
 @bp.get("/privacy")
 def privacy_page() -> str:
     """The shop's privacy notice, public (the chat links to it at registration)."""
