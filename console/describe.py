@@ -42,6 +42,10 @@ DETAIL_LABELS = {
     "reward_id": "Quà số",
     "promotions": "Khuyến mãi",
     "threshold": "Mức điểm",
+    "group": "Nhóm",
+    "members": "Số thành viên",
+    "added": "Đã thêm",
+    "vnd": "Quy ra tiền",
     "earn_points": "Điểm riêng",
     "earn_unit_amount": "mỗi số tiền",
     "is_active": "Đang mở",
@@ -92,7 +96,7 @@ def _plain(key: str, value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "có" if value else "không"
-    if key == "amount" and isinstance(value, int):
+    if key in ("amount", "vnd") and isinstance(value, int):
         return fmt.vnd(value)
     if key == "points" and isinstance(value, int):
         return fmt.points(value)

@@ -22,10 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loyalty.birthdays import BadInput, parse_birthday, show_birthday
+from loyalty.groups import GroupNameError, add_to_group, split_groups
 from loyalty.members import NewMember, create_members
 from loyalty.phones import normalize_phone
 from loyalty.text import fold
-from models import Member
+from models import Member, MemberGroup
 
 MAX_UPLOAD = 15 * 1024 * 1024  # under the app's 16 MB request limit, multipart overhead included
 # What a workbook *declares* (A1:XFD1048576) is ignored: only these many rows and columns are ever read.
@@ -37,6 +38,7 @@ COLUMNS = {
     "name": {"ho ten", "ho va ten", "ten", "name", "full name", "ten khach hang", "khach hang", "ten khach"},
     "phone": {"so dien thoai", "sdt", "dien thoai", "phone", "so dt", "mobile", "dt", "phone number"},
     "birthday": {"ngay sinh", "sinh nhat", "birthday", "dob", "date of birth", "ngay thang nam sinh"},
+    "groups": {"nhom", "nhom khach", "nhom khach hang", "group", "groups", "phan loai"},
 }
 BIRTHDAY_ERRORS = {
     "format": "Ngày sinh không đọc được (ví dụ 12/05/1990 hoặc 12/05).",
@@ -55,6 +57,7 @@ class PlannedRow:
     name: str
     phone: str | None
     birthday: date | None
+    groups: list[str] = field(default_factory=list)  # the "Nhóm" column: added to, never taken from
     action: str = "create"  # create | update | same | error
     message: str = ""
     changes: dict[str, Any] = field(default_factory=dict)
@@ -137,6 +140,13 @@ def plan_rows(
     planned = [_read_row(line, cells, columns, today) for line, cells in rows]
     phones = [p.phone for p in planned if p.phone]
     existing = {m.phone: m for m in session.scalars(select(Member).where(Member.phone.in_(phones)))} if phones else {}
+    held: dict[int, set[str]] = {}
+    if existing and any(p.groups for p in planned):
+        stmt = select(MemberGroup.member_id, MemberGroup.name).where(
+            MemberGroup.member_id.in_([m.id for m in existing.values()])
+        )
+        for member_id, group in session.execute(stmt):
+            held.setdefault(member_id, set()).add(group)
     for row in planned:
         if row.action == "error" or row.phone is None:
             continue
@@ -147,6 +157,9 @@ def plan_rows(
         member = existing.get(row.phone)
         if member is not None:
             row.changes = _changes(member, row, overwrite)
+            mine = held.get(member.id, set())
+            if set(row.groups) - mine:
+                row.changes["groups"] = (sorted(mine), sorted(mine | set(row.groups)))
             row.action = "update" if row.changes else "same"
     return planned
 
@@ -155,12 +168,22 @@ def apply_rows(session: Session, planned: list[PlannedRow], now: datetime) -> No
     """Write the planned rows (re-planned just before, in the same transaction, so it merges by phone)."""
     creates = [r for r in planned if r.action == "create"]
     updates = {r.phone: r for r in planned if r.action == "update"}
+    grouped: dict[str, list[str]] = {}  # phone -> groups to add
     if updates:
         for member in session.scalars(select(Member).where(Member.phone.in_(list(updates)))):
             for attribute, (_old, new) in updates[member.phone].changes.items():
-                setattr(member, attribute, new)
+                if attribute != "groups":
+                    setattr(member, attribute, new)
+            if "groups" in updates[member.phone].changes:
+                grouped[member.phone or ""] = updates[member.phone].groups
     session.flush()
     create_members(session, [NewMember(r.name, r.phone, r.birthday) for r in creates], now=now, source="import")
+    grouped.update({r.phone: r.groups for r in creates if r.groups and r.phone})
+    if grouped:
+        members = session.execute(select(Member.phone, Member.id).where(Member.phone.in_(list(grouped))))
+        for phone, member_id in members:
+            for group in grouped.get(phone or "", []):
+                add_to_group(session, [member_id], group, now)
 
 
 @dataclass
@@ -208,6 +231,11 @@ def _read_row(line: int, cells: list[Any], columns: dict[str, int], today: date)
         row.birthday = _birthday(cell("birthday"), today)
     except BadInput as exc:
         row.action, row.message = "error", BIRTHDAY_ERRORS.get(str(exc), BIRTHDAY_ERRORS["format"])
+        return row
+    try:
+        row.groups = split_groups(_text(cell("groups")))
+    except GroupNameError as exc:
+        row.action, row.message = "error", f"Cột Nhóm: {exc}"
     return row
 
 

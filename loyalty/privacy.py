@@ -25,6 +25,7 @@ from models import (
     LedgerEntry,
     LinkRequest,
     Member,
+    MemberGroup,
     MemberImport,
     MemberStatus,
     OutboxMessage,
@@ -148,6 +149,7 @@ def erase_member(session: Session, member_id: int, *, by: str, now: datetime) ->
     if user_id:
         _forget_zalo_user(session, user_id)
     session.execute(update(LinkRequest).where(LinkRequest.member_id == member_id).values(name="", birthday=None))
+    session.execute(delete(MemberGroup).where(MemberGroup.member_id == member_id))  # a group can say who one is
     # The referrer's bonus entry named the referee: amounts stay, the name goes.
     session.execute(
         update(LedgerEntry)

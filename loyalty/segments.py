@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.consent import may_receive_offers
 from loyalty.errors import InvalidSettings
-from models import Member, MemberStatus, ZaloUser
+from models import Member, MemberGroup, MemberStatus, ZaloUser
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Segment:
     points_min: int | None = None
     points_max: int | None = None
     member_ids: tuple[int, ...] = field(default=())  # an explicit list (tests, "send to me first")
+    group: str | None = None  # members of this group (loyalty.groups)
     followers: bool = False
 
     @property
@@ -54,6 +55,7 @@ class Segment:
                 points_min=int(data["points_min"]) if data.get("points_min") is not None else None,
                 points_max=int(data["points_max"]) if data.get("points_max") is not None else None,
                 member_ids=tuple(int(m) for m in data.get("member_ids") or ()),
+                group=str(data["group"])[:60] if data.get("group") else None,
                 followers=data.get("followers") is True,
             )
         except (TypeError, ValueError, KeyError) as exc:
@@ -79,6 +81,9 @@ def audience_query(segment: Segment, now: datetime, *, consented: bool = True) -
         stmt = stmt.where(Member.id.in_(segment.member_ids))
     if segment.tier_ids:
         stmt = stmt.where(Member.tier_id.in_(segment.tier_ids))
+    if segment.group is not None:
+        in_group = select(MemberGroup.id).where(MemberGroup.member_id == Member.id, MemberGroup.name == segment.group)
+        stmt = stmt.where(in_group.exists())
     if segment.birthday_month is not None:
         stmt = stmt.where(extract("month", Member.birthday) == segment.birthday_month)
     if segment.joined_from is not None:

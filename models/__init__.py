@@ -9,6 +9,7 @@ from models.loyalty import (
     LedgerEntry,
     LotDraw,
     Member,
+    MemberGroup,
     MemberStatus,
     PointLot,
     ProgramSettings,
@@ -37,6 +38,7 @@ from models.zalo import (
 )
 
 __all__ = [
+    "MemberGroup",
     "SHOP_ROW",
     "ShopProfile",
     "ActorType",

@@ -224,3 +224,15 @@ class AppendOnlyViolation(RuntimeError):
 @event.listens_for(LedgerEntry, "before_delete")
 def _refuse_ledger_changes(_mapper: object, _connection: object, target: LedgerEntry) -> None:
     raise AppendOnlyViolation(f"ledger entry {target.id} is append-only")
+
+
+class MemberGroup(Model):
+    """A named group a member belongs to ("Khách sỉ", "Sinh nhật tháng 12"): from an import's "Nhóm" column or
+    picked in the member list; broadcasts and gifts may target one."""
+
+    __tablename__ = "member_groups"
+    __table_args__ = (UniqueConstraint("member_id", "name"), Index("ix_member_groups_name", "name"))
+
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ from loyalty import tiers
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
 from loyalty.segments import active_since
-from models import Broadcast, BroadcastStatus, EntryKind, LedgerEntry, Member, Reward, Voucher, ZaloUser
+from models import Broadcast, BroadcastStatus, EntryKind, LedgerEntry, Member, MemberGroup, Reward, Voucher, ZaloUser
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ class MemberFilter:
     activity: str = ""  # "active" | "inactive" (30 days)
     birthday_month: int | None = None
     consent: str = ""  # "granted" | "withdrawn" | "unknown"
+    group: str = ""  # members of this group (loyalty.groups)
 
 
 PAGE_SIZE = 50
@@ -129,6 +130,7 @@ def member_filter(args: Any) -> MemberFilter:
         activity=args.get("activity", ""),
         birthday_month=args.get("birthday_month", type=bounded(1, 12)),
         consent=args.get("consent", "") if args.get("consent", "") in CONSENT_STATES else "",
+        group=" ".join(str(args.get("group", "")).split())[:60],
     )
 
 
@@ -145,6 +147,9 @@ def member_query(session: Session, flt: MemberFilter, now: datetime) -> Any:
         stmt = stmt.where(extract("month", Member.birthday) == flt.birthday_month)
     if flt.consent:
         stmt = stmt.where(Member.marketing_consent == flt.consent)
+    if flt.group:
+        in_group = select(MemberGroup.id).where(MemberGroup.member_id == Member.id, MemberGroup.name == flt.group)
+        stmt = stmt.where(in_group.exists())
     if flt.activity in ("active", "inactive"):
         active = active_since(now - timedelta(days=30))
         stmt = _with_zalo_user(stmt).where(active if flt.activity == "active" else ~active)

@@ -18,6 +18,7 @@ from jobs.followers import follower_summary, start_sync
 from loyalty import format as fmt
 from loyalty import ledger, rewards
 from loyalty.errors import InsufficientPoints, InvalidAmount
+from loyalty.groups import GroupNameError, add_to_group, all_groups, clean_group, groups_of, remove_from_group
 from loyalty.members import set_blocked
 from loyalty.phones import display_phone
 from loyalty.program import load_rules, save_rules
@@ -67,9 +68,44 @@ def members() -> str:
         pages=-(-total // PAGE_SIZE),
         flt=flt,
         tiers=tier_names,
+        groups=all_groups(db),
         phone=lambda p: display_phone(p) if p else "",
         export_args={k: v for k, v in request.args.items() if v and k != "page"},
     )
+
+
+@bp.post("/members/groups")
+@login_required(Role.MARKETER)
+def group_members() -> Response:
+    """Put the members ticked in the list into a group (a new name makes a new group)."""
+    db, now = get_session(), utcnow()
+    ids = [int(i) for i in request.form.getlist("member_ids") if i.isdigit() and len(i) <= 18]
+    try:
+        name = clean_group(request.form.get("group", ""))
+    except GroupNameError as exc:
+        flash(str(exc), "error")
+        return redirect(request.referrer or url_for("admin.members"))
+    if not ids:
+        flash("Chưa chọn thành viên nào.", "error")
+        return redirect(url_for("admin.members"))
+    known = list(db.scalars(select(Member.id).where(Member.id.in_(ids))))
+    added = add_to_group(db, known, name, now)
+    audit(db, counter_actor(), "group_add", now, details={"group": name, "members": len(known), "added": added})
+    db.commit()
+    flash(f"Đã thêm {added} thành viên vào nhóm {name}.", "success")
+    return redirect(url_for("admin.members", group=name))
+
+
+@bp.post("/members/<int:member_id>/groups/remove")
+@login_required(Role.MARKETER)
+def ungroup_member(member_id: int) -> Response:
+    db, now = get_session(), utcnow()
+    name = request.form.get("group", "")[:60]
+    remove_from_group(db, member_id, name)
+    audit(db, counter_actor(), "group_remove", now, member_id=member_id, details={"group": name})
+    db.commit()
+    flash(f"Đã bỏ khỏi nhóm {name}.", "success")
+    return redirect(url_for("admin.member", member_id=member_id))
 
 
 @bp.get("/members/<int:member_id>")
@@ -104,6 +140,7 @@ def member(member_id: int) -> str:
         received=received,
         describe=history.describe,
         people={s.id: s for s in db.scalars(select(Staff))},
+        groups=groups_of(db, found.id),
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
         is_owner=staff is not None and staff.role == Role.OWNER,

@@ -65,8 +65,10 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
         tier_ids = tuple(int(t) for t in form.getlist("tier_ids"))
     except ValueError:
         errors["tier_ids"], tier_ids = "Hạng không hợp lệ.", ()
+    group = " ".join(str(form.get("group", "")).split())[:60] or None
     segment = Segment(
         tier_ids=tier_ids,
+        group=group,
         birthday_month=numbers["birthday_month"],
         joined_from=joined_from,
         joined_to=joined_to,

@@ -15,6 +15,7 @@ from console.counter.operations import audit
 from jobs import broadcasts
 from jobs.deferred import enqueue_after_commit
 from loyalty import format as fmt
+from loyalty.groups import all_groups
 from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, audience_size, follower_query, left_out_without_consent
 from marketing import campaigns
@@ -136,6 +137,7 @@ def new() -> str | Response:
         errors=errors,
         preview=preview,
         tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
+        groups=all_groups(db),
         buttons=BUTTONS,
     )
 
@@ -211,6 +213,8 @@ def describe_segment(segment: Segment) -> str:
     if segment.tier_ids:
         names = db.scalars(select(Tier.name).where(Tier.id.in_(segment.tier_ids)))
         parts.append("hạng " + ", ".join(names))
+    if segment.group:
+        parts.append(f"nhóm {segment.group}")
     if segment.birthday_month:
         parts.append(f"sinh tháng {segment.birthday_month}")
     if segment.inactive_days:
