@@ -13,7 +13,10 @@ from models import Member
 
 
 def referral_notices(session: Session, credits: ReferralCredits, referee: Member) -> list[tuple[str, str]]:
-    """(Zalo user id, text) for the referrer and, for their own first-purchase bonus, the referee."""
+    """(Zalo user id, text) for the referrer and, for their own first-purchase bonus, the referee.
+
+    The referrer's message does not name the friend: it would outlive the friend's erasure in the referrer's
+    chat history (the ledger entry's reason, which does name them, is blanked by erasure)."""
     notices = []
     if credits.referrer is not None:
         referrer = session.get(Member, credits.referrer.member_id)
@@ -21,7 +24,6 @@ def referral_notices(session: Session, credits: ReferralCredits, referee: Member
             text = render(
                 "referral_affiliate" if credits.affiliate else "referral_landed",
                 points=fmt.points(credits.referrer.points),
-                friend=referee.name or "bạn của bạn",
                 balance=fmt.points(referrer.points_balance),
             )
             notices.append((referrer.zalo_user_id, text))

@@ -26,9 +26,23 @@ from jobs.context import current_services, use_services
 from jobs.deferred import enqueue_after_commit
 from jobs.outbox import deliver_one, mark_interrupted
 from jobs.proactive import proactive_payload
+from loyalty import format as fmt
+from loyalty import rewards
+from loyalty.codes import pretty_voucher_code
+from loyalty.errors import MemberBlocked, RewardUnavailable
 from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, follower_query, left_out_without_consent
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloUser, rows_updated, utcnow
+from models import (
+    Broadcast,
+    BroadcastStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Reward,
+    ZaloUser,
+    rows_updated,
+    utcnow,
+)
 from zalo.errors import ZaloError, ZaloOutOfQuota
 from zalo.policy import is_night, next_morning
 
@@ -284,11 +298,61 @@ def _beat(redis: Redis, broadcast_id: int, part: int, ttl: timedelta) -> None:
 def _member_rows(
     session: Session, broadcast: Broadcast, member_ids: list[Any], now: datetime, shop: str
 ) -> list[dict[str, Any]]:
-    members = session.scalars(select(Member).where(Member.id.in_(member_ids)))
-    return [
-        _row(broadcast, f"bc:{broadcast.id}:{m.id}", m.zalo_user_id, member_fields(session, m, shop), m.phone, now)
-        for m in members
-    ]
+    members = list(session.scalars(select(Member).where(Member.id.in_(member_ids))))
+    rows = []
+    for m in members:
+        fields = member_fields(session, m, shop)
+        row_key = f"bc:{broadcast.id}:{m.id}"
+        if broadcast.reward_id is not None:
+            gift = _gift(session, broadcast, m, now)
+            if gift is None:  # out of stock (or the member blocked meanwhile): recorded, not sent without it
+                rows.append(_skipped_row(broadcast, row_key, m.zalo_user_id, "Hết quà để tặng.", now))
+                continue
+            fields.update(gift)
+        rows.append(_row(broadcast, row_key, m.zalo_user_id, fields, m.phone, now))
+    return rows
+
+
+def gift_key(broadcast_id: int, member_id: int) -> str:
+    """The voucher's idempotency key: a fan-out run again (a retry, a restart) finds it instead of a second."""
+    return f"bc:{broadcast_id}:gift:{member_id}"
+
+
+def _gift(session: Session, broadcast: Broadcast, member: Member, now: datetime) -> dict[str, str] | None:
+    """The member's voucher of the broadcast's reward, issued once: its fields for the text ({qua}, {ma}, {han})."""
+    assert broadcast.reward_id is not None
+    try:
+        with session.begin_nested():
+            voucher, _ = rewards.issue_gift(
+                session,
+                member.id,
+                broadcast.reward_id,
+                key=gift_key(broadcast.id, member.id),
+                now=now,
+                source="campaign",
+            )
+    except (RewardUnavailable, MemberBlocked):
+        return None
+    reward = session.get(Reward, voucher.reward_id)
+    return {
+        "qua": reward.name if reward else "",
+        "ma": pretty_voucher_code(voucher.code),
+        "han": fmt.day(voucher.expires_at, current_services().settings.tz),
+    }
+
+
+def _skipped_row(broadcast: Broadcast, key: str, user_id: str | None, reason: str, now: datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "zalo_user_id": user_id,
+        "kind": "proactive",
+        "message": {"text": "", "promotional": broadcast.promotional, "buttons": []},
+        "broadcast_id": broadcast.id,
+        "status": OutboxStatus.SKIPPED,
+        "last_error": reason,
+        "attempts": 0,
+        "created_at": now,
+    }
 
 
 def _follower_rows(
@@ -326,6 +390,7 @@ def _row(
         "message": message,
         "broadcast_id": broadcast.id,
         "status": OutboxStatus.PENDING,
+        "last_error": None,  # every row of one multi-row INSERT names the same columns
         "attempts": 0,
         "created_at": now,
     }

@@ -20,6 +20,7 @@ MEMBER = frozenset({"ten", "diem", "hang", "shop"})
 # What each text may use: the member's fields plus those of its occasion.
 ALLOWED = {
     "broadcast": MEMBER,
+    "broadcast_gift": MEMBER | {"qua", "ma", "han"},  # with a voucher for each recipient
     "broadcast_followers": frozenset({"ten", "shop"}),  # followers who are not members have no points or tier
     "link_code": frozenset({"ma_xac_nhan", "ten", "shop"}),  # the phone-verification code (ZBS template only)
     "birthday_text": MEMBER | {"qua", "ma", "han"},

@@ -17,7 +17,19 @@ from jobs.broadcasts import senders_after_commit
 from loyalty.errors import InvalidSettings
 from loyalty.placeholders import ALLOWED, unknown
 from loyalty.segments import Segment, audience_query, follower_query
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, ZaloTemplate, ZaloUser, rows_updated
+from models import (
+    Broadcast,
+    BroadcastStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Reward,
+    Voucher,
+    VoucherStatus,
+    ZaloTemplate,
+    ZaloUser,
+    rows_updated,
+)
 from zalo.policy import CS_WINDOW, FREE_WINDOW, Channel
 
 
@@ -32,11 +44,14 @@ def create_broadcast(
     promotional: bool = True,
     buttons: list[dict[str, str]] | None = None,
     created_by: str | None = None,
+    reward_id: int | None = None,
 ) -> Broadcast:
     if not text.strip() or len(text) > 2000:
         raise InvalidSettings("the message needs 1-2000 characters")
     if segment.followers and (odd := unknown(text, ALLOWED["broadcast_followers"])):
         raise InvalidSettings(f"followers who are not members have no {', '.join(odd)}")
+    if reward_id is not None and (segment.followers or session.get(Reward, reward_id) is None):
+        raise InvalidSettings("a gift goes to members, and needs a reward that exists")
     broadcast = Broadcast(
         name=name.strip() or "Chiến dịch",
         text=text.strip(),
@@ -47,6 +62,7 @@ def create_broadcast(
         status=BroadcastStatus.SCHEDULED,
         created_by=created_by,
         created_at=now,
+        reward_id=reward_id,
     )
     session.add(broadcast)
     session.flush()
@@ -112,6 +128,14 @@ def progress(session: Session, broadcast_id: int) -> dict[str, Any]:
         "counts": {str(k): int(v) for k, v in counts.items()},
         "reasons": {str(k): int(v) for k, v in reasons.items()},
     }
+
+
+def gift_figures(session: Session, broadcast_id: int) -> dict[str, int]:
+    """A gift broadcast's vouchers: how many were issued and how many have been used since."""
+    mine = Voucher.idempotency_key.like(f"bc:{broadcast_id}:gift:%")
+    issued = session.scalar(select(func.count()).select_from(Voucher).where(mine)) or 0
+    used = session.scalar(select(func.count()).select_from(Voucher).where(mine, Voucher.status == VoucherStatus.USED))
+    return {"issued": int(issued), "used": int(used or 0)}
 
 
 @dataclass(frozen=True)

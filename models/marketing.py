@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, String, Text
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Model, utcnow
+from models.base import BigId, Model, utcnow
 
 
 class BroadcastStatus(enum.StrEnum):
@@ -28,6 +28,8 @@ class Broadcast(Model):
     text: Mapped[str] = mapped_column(Text)  # may use {ten}, {diem}, {hang}
     buttons: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # [{"title", "payload"}]
     image_url: Mapped[str | None] = mapped_column(Text)
+    # A gift: each recipient gets one voucher of this reward (no points), issued at fan-out, once per member.
+    reward_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("rewards.id"))
     segment: Mapped[dict[str, Any]] = mapped_column(default=dict)  # loyalty.segments.Segment as JSON
     promotional: Mapped[bool] = mapped_column(default=True)  # promotions wait out the night ban
     status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT, index=True)

@@ -33,18 +33,29 @@ class BroadcastDraft:
     send_at: datetime | None  # None: now
     promotional: bool
     buttons: list[dict[str, str]]
+    reward_id: int | None = None  # a gift voucher for each recipient
 
 
 def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDraft | None, dict[str, str]]:
     """The draft, or None and {field: message} for each problem."""
     errors: dict[str, str] = {}
     followers = form.get("audience") == "followers"  # everyone following the OA, members or not
+    reward_raw = str(form.get("reward_id", "")).strip()
+    reward_id = int(reward_raw) if reward_raw.isdigit() and len(reward_raw) <= 18 else None
+    if reward_raw and reward_id is None:
+        errors["reward_id"] = "Quà không hợp lệ."
+    if followers and reward_id is not None:
+        errors["reward_id"] = "Chỉ thành viên nhận được voucher: chọn “Thành viên” hoặc bỏ quà."
     text = str(form.get("text", "")).strip()
+    if text and reward_id is not None and "{ma}" not in text:  # the voucher must reach them, whatever the text
+        text = f"{text}\nQuà của bạn: {{qua}} — mã {{ma}}, dùng đến {{han}}."
     if not text:
         errors["text"] = "Cần nội dung tin nhắn."
     elif len(text) > MAX_TEXT:
         errors["text"] = f"Nội dung tối đa {MAX_TEXT:,} ký tự (hiện có {len(text):,}).".replace(",", ".")
-    elif problem := placeholder_error(text, "broadcast_followers" if followers else "broadcast"):
+    elif problem := placeholder_error(
+        text, "broadcast_followers" if followers else "broadcast_gift" if reward_id else "broadcast"
+    ):
         errors["text"] = problem
     numbers = {
         name: read_int(form, name, label, low, high, errors)
@@ -86,7 +97,7 @@ def draft_from_form(form: Any, now: datetime, tz: ZoneInfo) -> tuple[BroadcastDr
     name = str(form.get("name", "")).strip()[:200] or f"Chiến dịch {now.astimezone(tz):%d/%m/%Y}"
     chosen = [BUTTONS[k] for k in BUTTONS if k in form.getlist("buttons")]
     picked = [{"title": b.title, "payload": b.payload} for b in chosen]
-    return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on", picked), {}
+    return BroadcastDraft(name, text, segment, send_at, form.get("promotional") == "on", picked, reward_id), {}
 
 
 def parse_local_time(raw: str, tz: ZoneInfo) -> datetime | None:

@@ -19,7 +19,18 @@ from loyalty.groups import all_groups
 from loyalty.placeholders import follower_fields, member_fields, personalize
 from loyalty.segments import Segment, audience_query, audience_size, follower_query, left_out_without_consent
 from marketing import campaigns
-from models import Broadcast, BroadcastStatus, Member, OutboxMessage, OutboxStatus, Role, Tier, ZaloUser, utcnow
+from models import (
+    Broadcast,
+    BroadcastStatus,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Reward,
+    Role,
+    Tier,
+    ZaloUser,
+    utcnow,
+)
 from tichdiem.extensions import get_session, get_settings, services
 from zalo.errors import ZaloError
 
@@ -120,6 +131,7 @@ def new() -> str | Response:
                 promotional=draft.promotional,
                 buttons=draft.buttons,
                 created_by=by.actor,
+                reward_id=draft.reward_id,
             )
             audit(db, by, "broadcast_create", now, details={"broadcast_id": broadcast.id, "name": broadcast.name})
             if draft.send_at is None:  # start now rather than at the next cron tick
@@ -128,7 +140,10 @@ def new() -> str | Response:
             flash(_created_message(broadcast, settings.tz), "success")
             return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
         if draft is not None:
-            preview = {**_preview(draft.segment, draft.text, now, services().shop_name()), "buttons": draft.buttons}
+            reward = db.get(Reward, draft.reward_id) if draft.reward_id else None
+            example_gift = {"qua": reward.name, "ma": "ABCD-EFGH", "han": "(hạn của voucher)"} if reward else None
+            shop = services().shop_name()
+            preview = {**_preview(draft.segment, draft.text, now, shop, example_gift), "buttons": draft.buttons}
         else:
             flash("Chưa lưu: kiểm tra các ô được đánh dấu.", "error")
     return render_template(
@@ -138,6 +153,7 @@ def new() -> str | Response:
         preview=preview,
         tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
         groups=all_groups(db),
+        rewards=list(db.scalars(select(Reward).where(Reward.is_active.is_(True)).order_by(Reward.name))),
         buttons=BUTTONS,
     )
 
@@ -153,6 +169,8 @@ def show(broadcast_id: int) -> str:
         p=progress_view(broadcast_id),
         labels=STATUS_LABELS,
         segment=describe_segment(Segment.from_dict(broadcast.segment)),
+        reward=db.get(Reward, broadcast.reward_id) if broadcast.reward_id else None,
+        gifts=campaigns.gift_figures(db, broadcast.id) if broadcast.reward_id else None,
     )
 
 
@@ -232,7 +250,7 @@ def describe_segment(segment: Segment) -> str:
     return "Tất cả thành viên đang quan tâm OA" + (": " + "; ".join(parts) if parts else "")
 
 
-def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]:
+def _preview(segment: Segment, text: str, now: Any, shop: str, gift: dict[str, str] | None = None) -> dict[str, Any]:
     """How many receive it and through which of Zalo's channels (with the cost and the OA's quota), a few
     names, and the message as the first of them gets it."""
     db = get_session()
@@ -248,7 +266,7 @@ def _preview(segment: Segment, text: str, now: Any, shop: str) -> dict[str, Any]
         example = personalize(text, **follower_fields(users[0].display_name, shop)) if users else None
         return {"size": size, "names": names, "example": example, "who": "người quan tâm OA", **channels}
     sample = list(db.scalars(select(Member).where(Member.id.in_(audience_query(segment, now).limit(PREVIEW_SAMPLE)))))
-    example = personalize(text, **member_fields(db, sample[0], shop)) if sample else None
+    example = personalize(text, **member_fields(db, sample[0], shop), **(gift or {})) if sample else None
     names = [m.name or "Khách" for m in sample]
     return {"size": size, "names": names, "example": example, "who": "thành viên", **channels}
 
