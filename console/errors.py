@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from console.api.views import api_http_error
+from tichdiem.extensions import get_session
+
+log = logging.getLogger(__name__)
+PLAIN = '<!doctype html><html lang="vi"><meta charset="utf-8"><title>{title}</title><h1>{title}</h1><p>{text}</p>'
 
 MESSAGES = {
     400: ("Yêu cầu không hợp lệ", "Trang nhận được dữ liệu không đúng. Hãy quay lại và thử lại."),
@@ -35,4 +41,10 @@ def _page(exc: HTTPException) -> Any:
     title, text = MESSAGES.get(code, (exc.name, ""))
     if exc.description and exc.description != type(exc).description:
         text = exc.description  # a reason the view gave in Vietnamese (e.g. a throttle's)
-    return render_template("console/error.html", code=code, title=title, text=text), code
+    try:
+        if code >= 500:
+            get_session().rollback()  # the page's menu reads the database: not through a failed transaction
+        return render_template("console/error.html", code=code, title=title, text=text), code
+    except Exception:  # noqa: BLE001 - the database itself may be what failed: a page without the menu
+        log.exception("error page for %s could not be drawn", code)
+        return Response(PLAIN.format(title=escape(title), text=escape(text)), status=code, mimetype="text/html")

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -36,6 +37,8 @@ STORE_ROWS = 3
 LOOPBACK = {"127.0.0.1", "::1"}
 PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 OWNER_SEEN = "tichdiem.owner_seen"
+LOG_EVERY = 60.0  # seconds between two log lines with the setup code
+CODE_LOGGED_AT = "tichdiem.setup_code_logged_at"
 
 
 def setup_code(secret_key: str) -> str:
@@ -220,6 +223,11 @@ def _set_up(owner: OwnerForm, stores: list[StoreRow], preset: str, shop_name: st
 
 
 def _log_code() -> None:
+    """At most once a minute per app: a stranger reloading the page cannot flood the log."""
+    last = current_app.extensions.get(CODE_LOGGED_AT)
+    if last is not None and time.monotonic() - last < LOG_EVERY:
+        return
+    current_app.extensions[CODE_LOGGED_AT] = time.monotonic()
     log.warning(
         "tichdiem: first-run setup code: %s (type it on the /setup page; also: tichdiem setup-code)",
         setup_code(get_settings().secret_key),

@@ -52,3 +52,17 @@ def test_error_pages_are_vietnamese_except_for_machines(app: Flask, session: Ses
     wrong_method = client.get("/logout")
     assert wrong_method.status_code == 405 and "Không hỗ trợ thao tác này" in text_of(wrong_method)
     assert client.get("/favicon.ico").status_code == 200
+
+
+def test_a_server_error_page_is_drawn_even_when_the_database_is_what_failed(app: Flask, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from werkzeug.exceptions import InternalServerError
+
+    from console import errors
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(errors, "render_template", broken)
+    with app.test_request_context("/admin/"):
+        response = errors._page(InternalServerError())
+    assert response.status_code == 500 and "Có lỗi xảy ra" in response.get_data(as_text=True)

@@ -94,6 +94,9 @@ def test_a_stranger_needs_the_code_from_the_servers_log(app: Flask, session: Ses
     assert "Mã cài đặt" in text_of(page) and 'name="shop_name"' not in text_of(page)
     code = setup_code(app.extensions["tichdiem"].settings.secret_key)
     assert code in caplog.text  # the operator reads it in the log
+    caplog.clear()
+    console.client.get("/setup/", headers=FROM_A_PROXY)
+    assert code not in caplog.text  # once a minute: a stranger reloading cannot flood the log
 
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]  # type: ignore[index]
     wrong = console.client.post(
