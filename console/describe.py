@@ -43,6 +43,8 @@ DETAIL_LABELS = {
     "promotions": "Khuyến mãi",
     "threshold": "Mức điểm",
     "group": "Nhóm",
+    "tier": "Hạng",
+    "until": "Đến ngày",
     "members": "Số thành viên",
     "added": "Đã thêm",
     "vnd": "Quy ra tiền",

@@ -214,19 +214,22 @@ def remind_expiring(now: datetime | None = None) -> int:
 
 
 def review_tiers(now: datetime | None = None) -> int:
-    """The periodic downgrade check, on the configured day of the month."""
+    """Every day: tiers held by hand whose end date passed fall back to what the points earn; on the
+    configured day of the month, the periodic downgrade check."""
     context = current_services()
     now = now or utcnow()
     with context.sessions() as session:
         rules = load_rules(session)
+        released = tiers.release_holds(session, window_start=rules.tier_window_start(now), now=now)
+        session.commit()
         if (
             not rules.automations.tier_review_enabled
             or now.astimezone(context.settings.tz).day != rules.automations.tier_review_day
         ):
-            return 0
+            return len(released)
         events = tiers.review_tiers(session, window_start=rules.tier_window_start(now), now=now)
         session.commit()
-    return len(events)
+    return len(released) + len(events)
 
 
 def keep_token_fresh() -> bool:

@@ -146,6 +146,7 @@ def erase_member(session: Session, member_id: int, *, by: str, now: datetime) ->
     user_id, phone = member.zalo_user_id, member.phone
     member.name, member.phone, member.birthday = "", None, None
     member.zalo_user_id, member.zalo_tag, member.status = None, None, MemberStatus.ERASED
+    member.tier_held_reason = None  # the owner's words about them
     if user_id:
         _forget_zalo_user(session, user_id)
     session.execute(update(LinkRequest).where(LinkRequest.member_id == member_id).values(name="", birthday=None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from loyalty.locks import lock_member
@@ -79,12 +79,54 @@ def review_tiers(session: Session, *, window_start: datetime | None, now: dateti
         return []
     totals = _qualifying_by_member(session, window_start)
     events = []
-    for member_id in session.scalars(select(Member.id).order_by(Member.id)):
+    held = or_(Member.tier_held_until.is_(None), Member.tier_held_until <= now)  # a held tier is the owner's call
+    for member_id in session.scalars(select(Member.id).where(held).order_by(Member.id)):
         target = tier_for(tiers, totals.get(member_id, 0)) or tiers[0]
         member = lock_member(session, member_id, allow_blocked=True)
         if member.tier_id != target.id:
             current = _tier(tiers, member.tier_id)
             events.append(_change_tier(session, member, current, target, now, "review"))
+    return events
+
+
+class TierHoldError(ValueError):
+    """Why a tier cannot be assigned by hand, in Vietnamese."""
+
+
+def hold_tier(
+    session: Session, member_id: int, tier_id: int, *, until: datetime, reason: str, by: str, now: datetime
+) -> TierEvent | None:
+    """The owner puts a member in a tier until a date, whatever their points (a pilot group, staff, partners).
+
+    The review leaves the member alone until then; afterwards `release_holds` moves them to the tier their
+    points earn. Returns the tier change, if the tier changed."""
+    reason = " ".join(reason.split())[:200]
+    if not reason:
+        raise TierHoldError("Cần ghi lý do giữ hạng.")
+    if until <= now:
+        raise TierHoldError("Ngày kết thúc phải sau hôm nay.")
+    tiers = list_tiers(session)
+    target = _tier(tiers, tier_id)
+    if target is None:
+        raise TierHoldError("Không có hạng này.")
+    member = lock_member(session, member_id, allow_blocked=True)
+    member.tier_held_until, member.tier_held_reason, member.tier_held_by = until, reason, by
+    if member.tier_id == target.id:
+        return None
+    return _change_tier(session, member, _tier(tiers, member.tier_id), target, now, "manual")
+
+
+def release_holds(session: Session, *, window_start: datetime | None, now: datetime) -> list[TierEvent]:
+    """Holds that ended: back to the tier the member's points earn (down included). The caller commits."""
+    tiers = list_tiers(session)
+    ended = list(session.scalars(select(Member.id).where(Member.tier_held_until <= now).order_by(Member.id)))
+    events = []
+    for member_id in ended:
+        member = lock_member(session, member_id, allow_blocked=True)
+        member.tier_held_until, member.tier_held_reason, member.tier_held_by = None, None, None
+        target = tier_for(tiers, qualifying_points(session, member_id, window_start)) or (tiers[0] if tiers else None)
+        if target is not None and member.tier_id != target.id:
+            events.append(_change_tier(session, member, _tier(tiers, member.tier_id), target, now, "hold_ended"))
     return events
 
 

@@ -31,6 +31,10 @@ class Member(Model):
     status: Mapped[str] = mapped_column(String(16), default=MemberStatus.ACTIVE)
     tier_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tiers.id"), index=True)
     tier_since: Mapped[datetime | None]
+    # A tier the owner assigned by hand (a pilot group, staff, partners): held until then whatever the points.
+    tier_held_until: Mapped[datetime | None]
+    tier_held_reason: Mapped[str | None] = mapped_column(String(200))
+    tier_held_by: Mapped[str | None] = mapped_column(String(64))
     referred_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("members.id"), index=True)
     # Caches of what the ledger says, updated in the same transaction as each entry (checked by tests).
     points_balance: Mapped[int] = mapped_column(default=0)

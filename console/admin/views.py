@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, time
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from console.admin.program_form import CHANNELS, FLAGS, changes, from_form, to_f
 from console.admin.reports import PAGE_SIZE, dashboard, member_filter, search_members
 from console.auth import counter_actor, load_staff, login_required
 from console.counter.operations import audit
-from console.forms import a_page, bounded
+from console.forms import a_page, an_id, bounded, read_date
 from jobs.followers import follower_summary, start_sync
 from loyalty import format as fmt
 from loyalty import ledger, rewards
@@ -22,6 +23,7 @@ from loyalty.groups import GroupNameError, add_to_group, all_groups, clean_group
 from loyalty.members import set_blocked
 from loyalty.phones import display_phone
 from loyalty.program import load_rules, save_rules
+from loyalty.tiers import TierHoldError, hold_tier
 from models import Member, OutboxMessage, Reward, Role, Staff, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings
 
@@ -72,6 +74,37 @@ def members() -> str:
         phone=lambda p: display_phone(p) if p else "",
         export_args={k: v for k, v in request.args.items() if v and k != "page"},
     )
+
+
+@bp.post("/members/<int:member_id>/tier")
+@login_required(Role.OWNER)
+def hold_member_tier(member_id: int) -> Response:
+    """The owner assigns a tier by hand until a date (end of that day, the shop's time), with a reason."""
+    db, now, settings = get_session(), utcnow(), get_settings()
+    errors: dict[str, str] = {}
+    day = read_date(request.form, "until", errors)
+    tier_id = request.form.get("tier_id", type=an_id)
+    if day is None or tier_id is None:
+        flash(errors.get("until") or "Chọn hạng và ngày kết thúc.", "error")
+        return redirect(url_for("admin.member", member_id=member_id))
+    until = datetime.combine(day, time(23, 59, 59), settings.tz)  # to the end of that day, the shop's time
+    by = counter_actor()
+    try:
+        hold_tier(db, member_id, tier_id, until=until, reason=request.form.get("reason", ""), by=by.actor, now=now)
+    except TierHoldError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.member", member_id=member_id))
+    tier = db.get(Tier, tier_id)
+    details = {
+        "tier": tier.name if tier else tier_id,
+        "until": day.isoformat(),
+        "reason": request.form.get("reason", ""),
+    }
+    audit(db, by, "tier_hold", now, member_id=member_id, details=details)
+    db.commit()
+    flash(f"Đã giữ hạng {details['tier']} đến hết {day:%d/%m/%Y}.", "success")
+    return redirect(url_for("admin.member", member_id=member_id))
 
 
 @bp.post("/members/groups")
@@ -141,6 +174,7 @@ def member(member_id: int) -> str:
         describe=history.describe,
         people={s.id: s for s in db.scalars(select(Staff))},
         groups=groups_of(db, found.id),
+        tiers=list(db.scalars(select(Tier).order_by(Tier.threshold))),
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
         is_owner=staff is not None and staff.role == Role.OWNER,

@@ -42,6 +42,7 @@ ACTION_LABELS = {
     "first_run_setup": "Cài đặt cửa hàng lần đầu",
     "store_create": "Thêm cửa hàng",
     "group_add": "Thêm thành viên vào nhóm",
+    "tier_hold": "Giữ hạng theo tay",
     "group_remove": "Bỏ thành viên khỏi nhóm",
     "pay_points": "Trừ điểm vào hóa đơn",
     "refund_points": "Trả lại điểm đã trừ",
