@@ -24,6 +24,7 @@ from bot.users import touch_user
 from loyalty.members import find_by_zalo_user
 from loyalty.program import ProgramRules, load_rules
 from models import ConversationState, Member, ZaloUser
+from tichdiem.config import oa_link
 from zalo.events import TextMessage, ZaloEvent
 
 
@@ -47,7 +48,7 @@ class BotConfig:
 
     @property
     def oa_link(self) -> str:
-        return f"https://zalo.me/{self.oa_id}" if self.oa_id else ""
+        return oa_link(self.oa_id)
 
 
 @dataclass

@@ -342,17 +342,9 @@ def _gift(session: Session, broadcast: Broadcast, member: Member, now: datetime)
 
 
 def _skipped_row(broadcast: Broadcast, key: str, user_id: str | None, reason: str, now: datetime) -> dict[str, Any]:
-    return {
-        "key": key,
-        "zalo_user_id": user_id,
-        "kind": "proactive",
-        "message": {"text": "", "promotional": broadcast.promotional, "buttons": []},
-        "broadcast_id": broadcast.id,
-        "status": OutboxStatus.SKIPPED,
-        "last_error": reason,
-        "attempts": 0,
-        "created_at": now,
-    }
+    """A recipient the broadcast could not serve (its gift ran out): recorded with the reason, never sent."""
+    message = {"text": "", "promotional": broadcast.promotional, "buttons": []}
+    return _outbox_row(broadcast, key, user_id, message, now, status=OutboxStatus.SKIPPED, last_error=reason)
 
 
 def _follower_rows(
@@ -383,14 +375,28 @@ def _row(
         fields=fields,
         phone=phone,
     )
+    return _outbox_row(broadcast, key, user_id, message, now)
+
+
+def _outbox_row(
+    broadcast: Broadcast,
+    key: str,
+    user_id: str | None,
+    message: dict[str, Any],
+    now: datetime,
+    *,
+    status: str = OutboxStatus.PENDING,
+    last_error: str | None = None,
+) -> dict[str, Any]:
+    """One row for the multi-row INSERT: every row names the same columns."""
     return {
         "key": key,
         "zalo_user_id": user_id,
         "kind": "proactive",
         "message": message,
         "broadcast_id": broadcast.id,
-        "status": OutboxStatus.PENDING,
-        "last_error": None,  # every row of one multi-row INSERT names the same columns
+        "status": status,
+        "last_error": last_error,
         "attempts": 0,
         "created_at": now,
     }

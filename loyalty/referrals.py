@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loyalty import ledger
-from loyalty.errors import ReferralRefused
+from loyalty.errors import InsufficientPoints, ReferralRefused
 from loyalty.locks import lock_member
 from loyalty.members import find_by_code
 from loyalty.program import ProgramRules
@@ -56,32 +56,39 @@ def award_referral(
         return ReferralCredits()
     if _earn_count(session, referee.id) == 1:
         return ReferralCredits(
-            referrer=award_referral_bonus(session, referee, earn_entry, rules=rules, now=now),
+            referrer=_referrer_bonus(session, referee, earn_entry, rules=rules, now=now),
             referee=_referee_bonus(session, referee, earn_entry, rules=rules, now=now),
         )
     share = _affiliate_share(session, referee, earn_entry, rules=rules, now=now)
     return ReferralCredits(referrer=share, affiliate=share is not None)
 
 
-def award_referral_bonus(
+def take_back_affiliate_share(
+    session: Session, earn: LedgerEntry, *, now: datetime, actor: ledger.Actor = ledger.SYSTEM
+) -> LedgerEntry | None:
+    """A refunded bill's affiliate share goes back too, if the referrer still holds the points. Returns the
+    share the referrer keeps because they spent it already (the caller records that), else None."""
+    share = ledger.find_entry(session, f"affiliate:{earn.id}")
+    if share is None:
+        return None
+    try:
+        with session.begin_nested():
+            ledger.reverse(session, share.id, key=f"refund:{share.id}", now=now, actor=actor, reason="hoàn hóa đơn")
+    except InsufficientPoints:
+        return share
+    return None
+
+
+def _referrer_bonus(
     session: Session, referee: Member, earn_entry: LedgerEntry, *, rules: ProgramRules, now: datetime
 ) -> LedgerEntry | None:
-    """On the referee's first earn, credit the referrer once (fixed points or a % of the first bill)."""
-    if referee.referred_by_id is None or rules.referral_bonus_kind == "off":
-        return None
-    key = f"referral:{referee.id}"
-    if ledger.find_entry(session, key) is not None or _earn_count(session, referee.id) != 1:
-        return None
+    """On the referee's first earn (award_referral checked it), the referrer's bonus: fixed points or a % of
+    the first bill. Once: _credit_referrer finds an earlier one by its key."""
     points = _bonus_points(rules, earn_entry.bill_amount or 0)
     if points <= 0:
         return None
     reason = f"thưởng giới thiệu {referee.name or 'bạn mới'}".strip()
-    return _credit_referrer(session, referee, earn_entry, points, key, reason, rules, now)
-
-
-def affiliate_entry_for(session: Session, earn_entry_id: int) -> LedgerEntry | None:
-    """The referrer's affiliate share of this bill, if one was given (a refund reverses it too)."""
-    return ledger.find_entry(session, f"affiliate:{earn_entry_id}")
+    return _credit_referrer(session, referee, earn_entry, points, f"referral:{referee.id}", reason, rules, now)
 
 
 def _referee_bonus(

@@ -72,6 +72,11 @@ class Settings:
         return [s for s in (self.zalo_oa_secret_key, self.zalo_app_secret) if s]
 
     @property
+    def oa_link(self) -> str:
+        """The OA's public link (follow button, QR codes), "" without an OA id."""
+        return oa_link(self.zalo_oa_id)
+
+    @property
     def logo_url(self) -> str:
         return self.shop_logo_url or f"{self.public_url.rstrip('/')}/static/logo.png"
 
@@ -92,6 +97,10 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
+
+
+def oa_link(oa_id: str | None) -> str:
+    return f"https://zalo.me/{oa_id}" if oa_id else ""
 
 
 _ENV_NAMES = {

@@ -28,6 +28,7 @@ from loyalty.program import load_rules
 from loyalty.shop import profile_for_update, shop_profile
 from models import Role, WebhookEvent, utcnow
 from tichdiem.config import Settings
+from tichdiem.config import oa_link as config_oa_link
 from tichdiem.extensions import get_session, get_settings, services
 from zalo.errors import ZaloError
 from zalo.oauth import code_challenge, code_verifier, permission_url
@@ -236,8 +237,7 @@ def poster() -> str:
     """A counter poster (A5, print-ready): the OA's QR code and how to join and earn. Printing is the browser's;
     "Lưu thành PDF" in the print dialog gives a PDF."""
     settings, profile = get_settings(), shop_profile(get_session())
-    oa_id = settings.zalo_oa_id or (profile.connected_oa_id if profile else "") or ""
-    oa_link = f"https://zalo.me/{oa_id}" if oa_id else ""
+    oa_link = settings.oa_link or config_oa_link(profile.connected_oa_id if profile else None)
     return render_template(
         "console/poster.html",
         shop_name=services().shop_name(),

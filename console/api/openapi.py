@@ -23,6 +23,12 @@ IDEMPOTENCY = {
     "description": "The same key again returns the first result and changes nothing.",
 }
 CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+ENTRY_ID = {
+    "name": "entry_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
 UNAUTHORIZED = _error("missing or invalid X-Api-Key (code `unauthorized`)")
 
 
@@ -84,14 +90,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
             "/earns/{entry_id}/reverse": {
                 "post": {
                     "summary": "Refund a bill: take back exactly the points it earned (once)",
-                    "parameters": [
-                        {
-                            "name": "entry_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        }
-                    ],
+                    "parameters": [ENTRY_ID],
                     "responses": {
                         "200": _ok("ReverseResult"),
                         "401": UNAUTHORIZED,
@@ -128,14 +127,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
             "/point-payments/{entry_id}/refund": {
                 "post": {
                     "summary": "Refund a bill paid partly with points: the points go back (once)",
-                    "parameters": [
-                        {
-                            "name": "entry_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        }
-                    ],
+                    "parameters": [ENTRY_ID],
                     "responses": {
                         "200": _ok("ReverseResult"),
                         "401": UNAUTHORIZED,

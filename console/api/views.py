@@ -158,15 +158,7 @@ def earn() -> tuple[Response, int]:
 @bp.post("/earns/<int:entry_id>/reverse")
 @api_key_required
 def reverse(entry_id: int) -> tuple[Response, int]:
-    db = get_session()
-    entry = db.get(LedgerEntry, entry_id)
-    if entry is None or entry.store_id != g.api_key.store_id:
-        raise ApiError(404, "entry_not_found", "no earn with this id for this store")
-    reversal = reverse_earn(db, entry_id, by=_actor(owner=True), now=utcnow())
-    db.commit()
-    member = db.get(Member, entry.member_id)
-    assert member is not None
-    return jsonify({"reversal_entry_id": reversal.id, "points": reversal.points, "balance": member.points_balance}), 200
+    return _undo(entry_id, None, reverse_earn, "no earn with this id for this store")
 
 
 @bp.post("/point-payments")
@@ -210,11 +202,16 @@ def point_payment() -> tuple[Response, int]:
 @bp.post("/point-payments/<int:entry_id>/refund")
 @api_key_required
 def refund_point_payment(entry_id: int) -> tuple[Response, int]:
+    return _undo(entry_id, EntryKind.PAY, refund_points_payment, "no points payment with this id for this store")
+
+
+def _undo(entry_id: int, kind: str | None, undo: Callable[..., LedgerEntry], not_found: str) -> tuple[Response, int]:
+    """A refund through the POS: the store's own entry (of `kind`, if given) reversed once, as an owner would."""
     db = get_session()
     entry = db.get(LedgerEntry, entry_id)
-    if entry is None or entry.kind != EntryKind.PAY or entry.store_id != g.api_key.store_id:
-        raise ApiError(404, "entry_not_found", "no points payment with this id for this store")
-    reversal = refund_points_payment(db, entry_id, by=_actor(owner=True), now=utcnow())
+    if entry is None or entry.store_id != g.api_key.store_id or (kind is not None and entry.kind != kind):
+        raise ApiError(404, "entry_not_found", not_found)
+    reversal = undo(db, entry_id, by=_actor(owner=True), now=utcnow())
     db.commit()
     member = db.get(Member, entry.member_id)
     assert member is not None

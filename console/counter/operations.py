@@ -21,10 +21,10 @@ from loyalty import earning, ledger, payments, rewards
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
-from loyalty.errors import InsufficientPoints, LoyaltyError
+from loyalty.errors import LoyaltyError
 from loyalty.linking import confirm_link
 from loyalty.program import ProgramRules
-from loyalty.referrals import affiliate_entry_for
+from loyalty.referrals import take_back_affiliate_share
 from models import AuditLog, Claim, EntryKind, LedgerEntry, LinkRequest, Member, Reward, Tier, Voucher
 from zalo.messages import text_message
 
@@ -89,21 +89,6 @@ def earn_for_bill(
     return result
 
 
-def _take_back_affiliate_share(session: Session, earn: LedgerEntry, *, by: CounterActor, now: datetime) -> None:
-    """A refunded bill's affiliate share goes back too, if the referrer still holds the points; if they spent
-    them already, the share stays (the audit row of the refund says so, the owner may adjust)."""
-    share = affiliate_entry_for(session, earn.id)
-    if share is None:
-        return
-    try:
-        with session.begin_nested():
-            ledger.reverse(
-                session, share.id, key=f"refund:{share.id}", now=now, actor=by.ledger_actor, reason="hoàn hóa đơn"
-            )
-    except InsufficientPoints:
-        audit(session, by, "affiliate_kept", now, member_id=share.member_id, details={"points": share.points})
-
-
 def pay_with_points(
     session: Session,
     member_id: int,
@@ -156,11 +141,7 @@ def pay_with_points(
 
 def refund_points_payment(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> LedgerEntry:
     """A refunded bill gives its points back. A cashier: only their own latest payment, within 15 minutes."""
-    entry = session.get(LedgerEntry, entry_id)
-    if entry is None or entry.kind != EntryKind.PAY:
-        raise NotAllowed("chỉ hoàn được một lần trừ điểm vào hóa đơn")
-    if not by.is_owner:
-        _check_self_reversal(session, entry, by, now)
+    entry = _entry_to_undo(session, entry_id, EntryKind.PAY, by, now, "chỉ hoàn được một lần trừ điểm vào hóa đơn")
     reversal, replayed = payments.refund_payment(session, entry.id, now=now, actor=by.ledger_actor)
     if replayed:
         return reversal
@@ -187,17 +168,15 @@ def refund_points_payment(session: Session, entry_id: int, *, by: CounterActor, 
 
 def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: datetime) -> LedgerEntry:
     """Refund a bill's points. A cashier may reverse only their own latest earn within 15 minutes."""
-    entry = session.get(LedgerEntry, entry_id)
-    if entry is None or entry.kind != EntryKind.EARN:
-        raise NotAllowed("only an earn can be reversed here")
-    if not by.is_owner:
-        _check_self_reversal(session, entry, by, now)
+    entry = _entry_to_undo(session, entry_id, EntryKind.EARN, by, now, "only an earn can be reversed here")
     reversal, replayed = ledger.reverse(
         session, entry.id, key=f"refund:{entry.id}", now=now, actor=by.ledger_actor, reason="hoàn hóa đơn"
     )
     if replayed:
         return reversal
-    _take_back_affiliate_share(session, entry, by=by, now=now)
+    kept = take_back_affiliate_share(session, entry, now=now, actor=by.ledger_actor)
+    if kept is not None:  # the referrer spent it already: it stays, the audit says so, the owner may adjust
+        audit(session, by, "affiliate_kept", now, member_id=kept.member_id, details={"points": kept.points})
     audit(
         session,
         by,
@@ -309,6 +288,19 @@ def can_self_reverse(session: Session, entry: LedgerEntry, by: CounterActor, now
         return False
     reversed_already = session.scalar(select(LedgerEntry.id).where(LedgerEntry.reverses_id == entry.id))
     return reversed_already is None
+
+
+def _entry_to_undo(
+    session: Session, entry_id: int, kind: str, by: CounterActor, now: datetime, wrong_kind: str
+) -> LedgerEntry:
+    """The entry a refund at the counter undoes: of that kind, and a cashier's own latest within 15 minutes
+    (owners: any)."""
+    entry = session.get(LedgerEntry, entry_id)
+    if entry is None or entry.kind != kind:
+        raise NotAllowed(wrong_kind)
+    if not by.is_owner:
+        _check_self_reversal(session, entry, by, now)
+    return entry
 
 
 def _check_self_reversal(session: Session, entry: LedgerEntry, by: CounterActor, now: datetime) -> None:

@@ -25,7 +25,7 @@ def claim_page(code: str) -> str:
     settings = get_settings()
     if public_pages(services().redis).over_limit(request.remote_addr or "?"):
         raise TooManyRequests("Quá nhiều yêu cầu từ máy này. Vui lòng thử lại sau một phút.")
-    oa_link = f"https://zalo.me/{settings.zalo_oa_id}" if settings.zalo_oa_id else ""
+    oa_link = settings.oa_link
     return render_template(
         "console/claim_public.html",
         code=normalize_code(code)[:CLAIM_CODE_LENGTH],
@@ -49,7 +49,7 @@ def invite_page(code: str) -> str:
     settings = get_settings()
     if public_pages(services().redis).over_limit(request.remote_addr or "?"):
         raise TooManyRequests("Quá nhiều yêu cầu từ máy này. Vui lòng thử lại sau một phút.")
-    oa_link = f"https://zalo.me/{settings.zalo_oa_id}" if settings.zalo_oa_id else ""
+    oa_link = settings.oa_link
     bonus = load_rules(get_session()).referee_bonus_points
     return render_template(
         "console/invite_public.html",

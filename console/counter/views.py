@@ -342,17 +342,12 @@ def claim(claim_id: int) -> str:
         claim=found,
         url=url,
         qr=Markup(qr_svg(url)),
-        oa_link=_oa_link(),
+        oa_link=get_settings().oa_link,
     )
 
 
 def claim_url(code: str) -> str:
     return f"{get_settings().public_url.rstrip('/')}/c/{code}"
-
-
-def _oa_link() -> str:
-    oa_id = get_settings().zalo_oa_id
-    return f"https://zalo.me/{oa_id}" if oa_id else ""
 
 
 def _lookup(query: str) -> Member | None:
