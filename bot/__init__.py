@@ -7,9 +7,10 @@ from bot.router import Bot, BotConfig
 
 def build_bot(config: BotConfig | None = None) -> Bot:
     """Commands are matched in registration order, so the more specific ones ("đổi thẻ") come first."""
-    from bot.handlers import account, basics, codes, membership, privacy
+    from bot.handlers import account, basics, codes, membership, privacy, stamps
 
     bot = Bot(config)
+    stamps.register(bot)  # before membership: "thẻ tem" is not the member card's "thẻ"
     membership.register(bot)
     codes.register(bot)
     account.register(bot)

@@ -87,3 +87,50 @@ def _text(
     while text and draw.textlength(text, font=font) > max_width:
         text = text[:-2] + "…"
     draw.text(xy, text, font=font, fill=fill)
+
+
+@dataclass(frozen=True)
+class StampFace:
+    """A stamp card as the customer sees it. Nothing personal on it, so one upload serves every member at
+    the same count (the caption carries their expiry date)."""
+
+    shop_name: str
+    card_name: str
+    stamps: int
+    needed: int
+    reward_name: str
+
+
+def render_stamp_card(face: StampFace) -> bytes:
+    """The card with `stamps` of `needed` circles filled, the last one marked as the gift."""
+    image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, WIDTH, 12), fill=ACCENT)
+    _text(draw, (48, 40), face.shop_name, _fitting_font(draw, face.shop_name, (34, 28, 24), 800), WHITE, 800)
+    _text(draw, (48, 92), face.card_name, _fitting_font(draw, face.card_name, (30, 26, 22), 800), ACCENT, 800)
+    per_row = face.needed if face.needed <= 6 else (face.needed + 1) // 2 if face.needed <= 12 else 10
+    rows = -(-face.needed // per_row)
+    size = min(120, (WIDTH - 96) // per_row - 16, (300 - 16 * (rows - 1)) // rows)
+    gap = 16
+    left = (WIDTH - per_row * size - (per_row - 1) * gap) // 2
+    for index in range(face.needed):
+        row, column = divmod(index, per_row)
+        x, y = left + column * (size + gap), 150 + row * (size + gap)
+        _stamp(draw, (x, y, x + size, y + size), filled=index < face.stamps, gift=index == face.needed - 1)
+    _text(draw, (48, 470), f"{face.stamps}/{face.needed} tem · Đủ thẻ: {face.reward_name}", _font(24), MUTED, 800)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _stamp(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], *, filled: bool, gift: bool) -> None:
+    if filled:
+        draw.ellipse(box, fill=ACCENT)
+        mark, colour = "✓", BACKGROUND
+    else:
+        draw.ellipse(box, outline=MUTED, width=4)
+        mark, colour = ("QUÀ" if gift else ""), MUTED
+    if mark:
+        font = _font(max((box[2] - box[0]) // (2 if mark == "✓" else 4), 10), bold=True)
+        cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+        draw.text((cx, cy), mark, font=font, fill=colour, anchor="mm")

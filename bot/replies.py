@@ -22,6 +22,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     message: dict[str, Any] | None = field(default=None)
     card_member_id: int | None = None  # send this member's card (drawn and uploaded at send time)
+    stamp_card: dict[str, int] | None = None  # send a stamp card image: {"stamp_card_id", "stamps"}
     # Not to the chat but to a phone, as the approved ZBS template of this purpose filled with these fields
     # (a verification code must reach the phone's owner, not whoever typed the number).
     to_phone: str | None = None
@@ -36,6 +37,8 @@ class Reply:
             return [("proactive", {**payload, "fields": self.template_fields, "phone": self.to_phone})]
         if self.card_member_id is not None:
             return [("member_card", {"member_id": self.card_member_id, "caption": self.text})]
+        if self.stamp_card is not None:
+            return [("stamp_card", {**self.stamp_card, "caption": self.text})]
         return list(self.to_messages())
 
     def to_messages(self) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ MENU: tuple[tuple[str, tuple[Item, ...]], ...] = (
             Item("admin.program", "Chương trình", frozenset({OWNER, MARKETER})),
             Item("catalog.tiers", "Hạng", frozenset({OWNER, MARKETER})),
             Item("catalog.rewards", "Quà", frozenset({OWNER, MARKETER})),
+            Item("stamp_cards.index", "Thẻ tem", frozenset({OWNER, MARKETER})),
             Item("catalog.promotions", "Khuyến mãi", frozenset({OWNER, MARKETER})),
         ),
     ),

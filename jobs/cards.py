@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.card_image import CardFace, render_card
+from bot.card_image import CardFace, StampFace, render_card, render_stamp_card
 from loyalty import format as fmt
 from loyalty.cards import card_token
-from models import MediaUpload, Member, Tier, insert_ignore, utcnow
+from models import MediaUpload, Member, Reward, StampCard, Tier, insert_ignore, utcnow
 from zalo.client import ZaloClient
 from zalo.errors import ZaloAttachmentExpired
 from zalo.messages import image_message
@@ -37,15 +37,19 @@ class CardPublisher:
         self.shop_name = shop_name  # read when a card is drawn: the owner may rename the shop
 
     def send(self, user_id: str, payload: dict[str, Any]) -> str:
-        """Send the member card described by an outbox payload {"member_id", "caption"}; returns message_id."""
-        png = self.render(int(payload["member_id"]))
+        """Send the card an outbox payload describes, {"member_id", "caption"} for a member card or
+        {"stamp_card_id", "stamps", "caption"} for a stamp card; returns Zalo's message_id."""
+        if "stamp_card_id" in payload:
+            png, filename = self.render_stamps(int(payload["stamp_card_id"]), int(payload["stamps"])), "the-tem.png"
+        else:
+            png, filename = self.render(int(payload["member_id"])), "the-thanh-vien.png"
         caption = str(payload.get("caption", ""))
         try:
-            return self.zalo.send_message(user_id, image_message(self.attachment_for(png), caption))
+            return self.zalo.send_message(user_id, image_message(self.attachment_for(png, filename), caption))
         except ZaloAttachmentExpired:
             log.info("cards: Zalo forgot the uploaded card, uploading again")
             self.forget(png)
-            return self.zalo.send_message(user_id, image_message(self.attachment_for(png), caption))
+            return self.zalo.send_message(user_id, image_message(self.attachment_for(png, filename), caption))
 
     def render(self, member_id: int) -> bytes:
         with self.sessions() as session:
@@ -63,7 +67,22 @@ class CardPublisher:
             )
         return render_card(face)
 
-    def attachment_for(self, png: bytes) -> str:
+    def render_stamps(self, stamp_card_id: int, stamps: int) -> bytes:
+        with self.sessions() as session:
+            card = session.get(StampCard, stamp_card_id)
+            if card is None:
+                raise LookupError(f"stamp card {stamp_card_id} not found")
+            reward = session.get(Reward, card.reward_id)
+            face = StampFace(
+                shop_name=self.shop_name(),
+                card_name=card.name,
+                stamps=min(stamps, card.stamps_needed),
+                needed=card.stamps_needed,
+                reward_name=reward.name if reward else "",
+            )
+        return render_stamp_card(face)
+
+    def attachment_for(self, png: bytes, filename: str = "the-thanh-vien.png") -> str:
         fingerprint = hashlib.sha256(png).hexdigest()
         with self.sessions() as session, session.begin():
             cached = session.scalar(select(MediaUpload).where(MediaUpload.fingerprint == fingerprint))
@@ -71,7 +90,7 @@ class CardPublisher:
                 return cached.attachment_id
             if cached is not None:
                 session.delete(cached)
-        attachment_id = self.zalo.upload_image(png, filename="the-thanh-vien.png")
+        attachment_id = self.zalo.upload_image(png, filename=filename)
         with self.sessions() as session, session.begin():
             insert_ignore(
                 session,

@@ -114,9 +114,9 @@ def deliver_one(
             zalo_message_id = proactive.send(message)
         elif message.zalo_user_id is None:
             raise Skip("no Zalo user to send it to", OutboxStatus.FAILED)
-        elif message.kind == "member_card":
+        elif message.kind in ("member_card", "stamp_card"):
             if cards is None:
-                raise RuntimeError("a member card needs a CardSender")
+                raise RuntimeError("a card needs a CardSender")
             zalo_message_id = cards.send(message.zalo_user_id, message.message)
         else:
             zalo_message_id = zalo.send_message(message.zalo_user_id, message.message)

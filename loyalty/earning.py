@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from loyalty import ledger
+from loyalty import ledger, stamps
 from loyalty.errors import DuplicateBill, InvalidAmount
 from loyalty.locks import lock_member
 from loyalty.program import ProgramRules, Rate, end_of_local_day, start_of_local_day
@@ -49,6 +50,11 @@ class EarnResult:
     tier_event: TierEvent | None = None
     referral: ReferralCredits = ReferralCredits()
     replayed: bool = False
+    stamps: tuple[stamps.StampProgress, ...] = ()  # the stamp cards this bill stamped (or said why not)
+
+    @property
+    def stamps_added(self) -> int:
+        return sum(s.added for s in self.stamps)
 
     @property
     def referral_entry(self) -> LedgerEntry | None:
@@ -109,8 +115,10 @@ def earn(
     channel: str | None = None,
     bill_ref: str | None = None,
     new_bill: bool = False,
+    items: Mapping[str, int] | None = None,
 ) -> EarnResult:
-    """Credit points for a bill of `amount` đ, once per `key`; upgrades the tier at once if reached.
+    """Credit points for a bill of `amount` đ and stamp its stamp cards, once per `key`; upgrades the tier at
+    once if reached. `items`: how many items of each product group the bill holds, for group stamp cards.
 
     A bill number the store already credited (under another key, not refunded) raises DuplicateBill, unless
     the caller says it is a new bill that happens to carry the same number (`new_bill`).
@@ -119,17 +127,36 @@ def earn(
         raise InvalidAmount(f"bill amount {amount}")
     member = lock_member(session, member_id)
     existing = ledger.find_entry(session, key)
-    if existing is not None:
+    stamped = tuple(stamps.visit_progress(session, member_id, key))
+    if existing is not None or stamped:
         return EarnResult(
-            points=existing.points, balance=member.points_balance, entry=existing, quote=None, replayed=True
+            points=existing.points if existing else 0,
+            balance=member.points_balance,
+            entry=existing,
+            quote=None,
+            replayed=True,
+            stamps=stamped,
         )
     if bill_ref and not new_bill:
         check_bill_not_credited(session, bill_ref, store_id)
+    card_stamps = tuple(
+        stamps.stamp_bill(
+            session,
+            member,
+            visit_key=key,
+            amount=amount,
+            now=now,
+            items=items,
+            store_id=store_id,
+            bill_ref=bill_ref,
+            actor=actor,
+        )
+    )
     store = session.get(Store, store_id) if store_id else None
     tiers = list_tiers(session)  # read once: the multiplier now, the upgrade check after
     q = quote(session, member, amount, rules=rules, tz=tz, now=now, store=store, channel=channel, tiers=tiers)
     if q.points <= 0:
-        return EarnResult(points=0, balance=member.points_balance, entry=None, quote=q)
+        return EarnResult(points=0, balance=member.points_balance, entry=None, quote=q, stamps=card_stamps)
     posting = ledger.Posting(
         kind=EntryKind.EARN,
         points=q.points,
@@ -156,6 +183,7 @@ def earn(
         quote=q,
         tier_event=tier_event,
         referral=referral,
+        stamps=card_stamps,
     )
 
 
@@ -163,7 +191,7 @@ _REVERSAL = aliased(LedgerEntry, name="reversal")  # made once: built per call i
 
 
 def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None) -> None:
-    """Raises DuplicateBill if this store's bill number already earned points that were not refunded."""
+    """Raises DuplicateBill if this store's bill number already earned points or stamps, not refunded."""
     refunded = select(_REVERSAL.id).where(_REVERSAL.reverses_id == LedgerEntry.id).exists()
     stmt = select(LedgerEntry).where(
         LedgerEntry.kind == EntryKind.EARN,
@@ -174,6 +202,9 @@ def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | Non
     earlier = session.scalars(stmt.limit(1)).first()
     if earlier is not None:
         raise DuplicateBill(bill_ref, earlier.created_at)
+    stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id)
+    if stamped_at is not None:
+        raise DuplicateBill(bill_ref, stamped_at)
 
 
 def _rate(rules: ProgramRules, store: Store | None, channel: str | None) -> Rate:

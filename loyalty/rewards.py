@@ -100,15 +100,25 @@ def redeem(
 
 
 def issue_gift(
-    session: Session, member_id: int, reward_id: int, *, key: str, now: datetime, source: str = "gift"
+    session: Session,
+    member_id: int,
+    reward_id: int,
+    *,
+    key: str,
+    now: datetime,
+    source: str = "gift",
+    promised: bool = False,
 ) -> tuple[Voucher, bool]:
-    """A voucher without points (birthday gift, campaign), once per `key`. Returns (voucher, replayed)."""
+    """A voucher without points (birthday gift, campaign), once per `key`. Returns (voucher, replayed).
+
+    `promised`: already earned (a full stamp card), so an empty stock does not refuse it.
+    """
     member = lock_member(session, member_id)
     existing = session.scalar(select(Voucher).where(Voucher.idempotency_key == key))
     if existing is not None:
         return existing, True
     reward = _lock_reward(session, reward_id)
-    if reward.stock is not None and reward.stock <= 0:
+    if reward.stock is not None and reward.stock <= 0 and not promised:
         raise RewardUnavailable("out_of_stock")
     return _issue(
         session, member, reward, key=key, code=_free_code(session), now=now, source=source, points=0, entry_id=None
@@ -226,7 +236,7 @@ def _issue(
         expires_at=now + timedelta(days=reward.validity_days),
     )
     session.add(voucher)
-    if reward.stock is not None:
+    if reward.stock:  # a promised voucher past an empty stock leaves it at 0
         reward.stock -= 1
     session.flush()
     return voucher

@@ -24,6 +24,7 @@ from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImp
 from models.outbox import OutboxMessage, OutboxStatus
 from models.privacy import Consent, ConsentState, DataRequest, PrivacyNotice, RequestKind, RequestStatus
 from models.shop import SHOP_ROW, ShopProfile
+from models.stamps import MemberStampCard, Stamp, StampCard, StampKind
 from models.zalo import (
     ConversationState,
     FollowerSync,
@@ -38,6 +39,10 @@ from models.zalo import (
 )
 
 __all__ = [
+    "MemberStampCard",
+    "Stamp",
+    "StampCard",
+    "StampKind",
     "MemberGroup",
     "SHOP_ROW",
     "ShopProfile",

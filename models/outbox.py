@@ -34,6 +34,7 @@ class OutboxMessage(Model):
     zalo_user_id: Mapped[str | None] = mapped_column(String(32), index=True)  # None: a template sent by phone
     # "message": `message` is the object for POST /v3.0/oa/message/cs as is.
     # "member_card": `message` is {"member_id", "caption"}; the card is drawn and uploaded at send time.
+    # "stamp_card": `message` is {"stamp_card_id", "stamps", "caption"}; drawn and uploaded the same way.
     # "proactive": `message` is {"text", "promotional", "buttons"}; the route (cs, template, skip, wait for
     #   the morning) is decided at send time by zalo.policy.
     kind: Mapped[str] = mapped_column(String(20), default="message", server_default="message")

@@ -47,6 +47,21 @@ def test_follow_register_card_and_points_over_http(demo: Demo) -> None:
     assert demo.replies(user)[-1]["text"].startswith("Bạn đang có 70 điểm.")
     with session_of(demo) as s:
         assert s.scalars(select(Member).where(Member.zalo_user_id == user)).one().birthday.isoformat() == "1995-05-12"
+    # The demo's stamp card: her three imported bills gave three stamps; the cashier's next bill gives the fourth,
+    # and the chat shows the card's picture each time.
+    demo.act(user, "text", text="tem")
+    stamp_card = demo.replies(user)[-1]
+    assert stamp_card["kind"] == "image" and stamp_card["text"].startswith("Thẻ “Mua 5 ly tặng 1”: 3/5 tem")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+    op = re.search(r'name="op" value="([^"]+)"', page)[1]  # type: ignore[index]
+    form = {"amount": "55000", "op": op, "csrf_token": token}
+    cashier.post(f"{demo.base}/counter/members/{member_id}/earn", data=form, timeout=5)
+    demo.pump()
+    points, stamped = demo.replies(user)[-2:]
+    assert points["text"].startswith("+5 điểm từ hóa đơn 55.000đ")
+    assert stamped["kind"] == "image" and "4/5 tem" in stamped["text"]
+    picture = requests.get(f"{demo.base}{stamped['image']}", timeout=5)
+    assert picture.content.startswith(b"\x89PNG") and picture.content != image.content
 
 
 def test_expired_access_token_is_refreshed_through_oauth(demo: Demo) -> None:

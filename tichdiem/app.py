@@ -167,6 +167,7 @@ def _register_blueprints(app: Flask) -> None:
     from console.admin.catalog import bp as catalog_bp
     from console.admin.connect import bp as connect_bp
     from console.admin.privacy import bp as privacy_bp
+    from console.admin.stamps import bp as stamp_cards_bp
     from console.admin.stores import bp as stores_bp
     from console.admin.templates import bp as templates_bp
     from console.admin.views import bp as admin_bp
@@ -203,6 +204,7 @@ def _register_blueprints(app: Flask) -> None:
         privacy_bp,
         broadcasts_bp,
         catalog_bp,
+        stamp_cards_bp,
         team_bp,
         transfer_bp,
     )

@@ -13,7 +13,7 @@ from loyalty import earning, rewards
 from loyalty.consent import record_consent
 from loyalty.members import create_member
 from loyalty.program import ProgramRules, Promotion, save_rules
-from models import Reward, Staff, Store, Tier, ZaloTemplate
+from models import Reward, Staff, StampCard, Store, Tier, ZaloTemplate
 from tichdiem.config import Settings
 
 DEMO_PASSWORD = "demo1234"
@@ -83,9 +83,21 @@ def seed_demo(session: Session, now: datetime) -> bool:
                 store_id=stores[store] if store else None,
             )
     coffee = session.scalar(select(Reward).where(Reward.name == "Cà phê sữa đá"))
-    if coffee is not None:  # birthday offers come with a coffee
+    if coffee is not None:  # birthday offers come with a coffee, and five bills on the stamp card earn one
         rules = replace(rules, automations=replace(rules.automations, birthday_reward_id=coffee.id))
         save_rules(session, rules, updated_by="demo")
+        session.add(
+            StampCard(
+                name="Mua 5 ly tặng 1",
+                description="Mỗi hóa đơn từ 30.000đ được 1 tem; đủ 5 tem tặng 1 ly cà phê sữa đá.",
+                stamps_needed=5,
+                reward_id=coffee.id,
+                min_bill_amount=30_000,
+                valid_days=180,
+                created_at=now - timedelta(days=120),
+            )
+        )
+        session.flush()
     _seed_templates(session, now)
     _seed_members(session, rules, now)
     return True

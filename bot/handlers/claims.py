@@ -11,6 +11,7 @@ from bot.handlers.membership import info_request
 from bot.notices import referral_notices
 from bot.replies import Reply, reply
 from bot.router import Context
+from bot.stamps import stamped_replies
 from loyalty import format as fmt
 from loyalty.claims import CLAIM_CODE_LENGTH, claim_points, find_claim
 from loyalty.codes import normalize_code
@@ -69,23 +70,26 @@ def try_claim(ctx: Context, typed: str, *, explicit: bool) -> list[Reply] | None
         return [reply("blocked")]
     user.failed_claims, user.failed_claims_since = 0, None
     earned = result.earned
-    if earned.points <= 0:
+    stamped = stamped_replies(ctx.session, earned.stamps, ctx.config.tz)
+    if earned.points <= 0 and not stamped:
         return [reply("claim_nothing", amount=fmt.vnd(claim.amount), code=code)]
     notices = [
         Reply(text=text, to_user=None if user_id == user.user_id else user_id)
         for user_id, text in referral_notices(ctx.session, earned.referral, member)
     ]
-    return [
-        reply(
-            "earned",
-            buttons=(buttons.BALANCE, buttons.REWARDS),
-            points=fmt.points(earned.points),
-            amount=fmt.vnd(claim.amount),
-            bill_ref=claim.bill_ref,
-            balance=fmt.points(earned.balance),
-        ),
-        *notices,
-    ]
+    points = []
+    if earned.points > 0:
+        points.append(
+            reply(
+                "earned",
+                buttons=(buttons.BALANCE, buttons.REWARDS),
+                points=fmt.points(earned.points),
+                amount=fmt.vnd(claim.amount),
+                bill_ref=claim.bill_ref,
+                balance=fmt.points(earned.balance),
+            )
+        )
+    return [*points, *stamped, *notices]
 
 
 def _wrong_code(ctx: Context, code: str) -> list[Reply]:

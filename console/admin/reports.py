@@ -11,11 +11,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from console.forms import an_id, bounded
-from loyalty import tiers
+from loyalty import stamps, tiers
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
 from loyalty.segments import active_since
-from models import Broadcast, BroadcastStatus, EntryKind, LedgerEntry, Member, MemberGroup, Reward, Voucher, ZaloUser
+from loyalty.stamps import CardFigures
+from models import (
+    Broadcast,
+    BroadcastStatus,
+    EntryKind,
+    LedgerEntry,
+    Member,
+    MemberGroup,
+    Reward,
+    StampCard,
+    Voucher,
+    ZaloUser,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Dashboard:
     per_tier: list[tuple[str, int]]
     top_rewards: list[tuple[str, int]]
     upcoming: list[Broadcast]
+    stamp_cards: list[tuple[StampCard, CardFigures]]  # the running cards and how they do
 
 
 def dashboard(session: Session, now: datetime, tz: ZoneInfo) -> Dashboard:
@@ -86,7 +99,16 @@ def dashboard(session: Session, now: datetime, tz: ZoneInfo) -> Dashboard:
                 .limit(5)
             )
         ),
+        stamp_cards=_stamp_cards(session),
     )
+
+
+def _stamp_cards(session: Session) -> list[tuple[StampCard, CardFigures]]:
+    running = stamps.active_cards(session)
+    if not running:
+        return []
+    by_card = stamps.figures(session)
+    return [(card, by_card.get(card.id, CardFigures())) for card in running]
 
 
 def _with_zalo_user(stmt: Any) -> Any:

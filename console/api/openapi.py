@@ -99,6 +99,19 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/stamps/{stamp_id}/reverse": {
+                "post": {
+                    "summary": "Refund a bill that gave stamps but no points: its stamps come off (once); a card it "
+                    "filled reopens and its unused voucher is cancelled",
+                    "parameters": [{"name": "stamp_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {
+                        "200": _ok("StampReverseResult"),
+                        "401": UNAUTHORIZED,
+                        "403": _error("`forbidden` (the bill earned points: refund it by its earn)"),
+                        "404": _error("`stamp_not_found`"),
+                    },
+                }
+            },
             "/point-payments": {
                 "post": {
                     "summary": "Pay part of a bill with points, at the program's point value and within its limits",
@@ -254,6 +267,14 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                             "type": "boolean",
                             "description": "true: a new bill that reuses an already credited bill number",
                         },
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 1000},
+                            "maxProperties": 50,
+                            "description": 'items per product group on the bill, e.g. {"Cà phê": 2}: a stamp card '
+                            "for a group stamps one per item (up to its limit per bill); cards without a group "
+                            "stamp every qualifying bill once",
+                        },
                         "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "card": {"type": "string", "description": "scanned member card token"},
                         "phone": {"type": "string"},
@@ -288,11 +309,33 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "member": {"$ref": "#/components/schemas/Member"},
                     },
                 },
+                "StampProgress": {
+                    "type": "object",
+                    "properties": {
+                        "stamp_id": {"type": ["integer", "null"], "description": "refund a points-less bill by it"},
+                        "stamp_card_id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "added": {"type": "integer", "description": "stamps this bill added"},
+                        "stamps": {"type": "integer", "description": "on the card in hand now"},
+                        "stamps_needed": {"type": "integer"},
+                        "skipped": {"type": ["string", "null"], "enum": ["min_bill", "cooldown", None]},
+                        "voucher_code": {"type": ["string", "null"], "description": "the bill filled the card"},
+                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+                "StampReverseResult": {
+                    "type": "object",
+                    "properties": {
+                        "stamps": {"type": "array", "items": {"type": "object"}},
+                        "vouchers_cancelled": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
                 "EarnResult": {
                     "type": "object",
                     "properties": {
                         "entry_id": {"type": ["integer", "null"]},
                         "points": {"type": "integer"},
+                        "stamps": {"type": "array", "items": {"$ref": "#/components/schemas/StampProgress"}},
                         "balance": {"type": "integer"},
                         "replayed": {"type": "boolean"},
                         "limited_by": {"type": ["string", "null"]},

@@ -23,6 +23,7 @@ from console.counter.operations import (
     reverse_earn,
     use_voucher,
 )
+from console.counter.operations import reverse_stamps as take_back_stamps
 from console.forms import MAX_ID
 from console.messages import message
 from console.qr import qr_png, qr_svg
@@ -37,7 +38,7 @@ from loyalty.errors import PaymentRefused
 from loyalty.members import find_by_phone
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
-from models import ApiKey, EntryKind, LedgerEntry, Member, Reward, Tier, utcnow
+from models import ApiKey, EntryKind, LedgerEntry, Member, Reward, Stamp, Tier, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -141,12 +142,14 @@ def earn() -> tuple[Response, int]:
         bill_ref=_str(body, "bill_ref"),
         channel="pos",
         new_bill=body.get("new_bill") is True,
+        items=_items(body),
     )
     db.commit()
     db.refresh(member)
     payload = {
         "entry_id": result.entry.id if result.entry else None,
         "points": result.points,
+        "stamps": [p.as_json() for p in result.stamps],
         "balance": result.balance,
         "replayed": result.replayed,
         "member": _member_json(member),
@@ -159,6 +162,21 @@ def earn() -> tuple[Response, int]:
 @api_key_required
 def reverse(entry_id: int) -> tuple[Response, int]:
     return _undo(entry_id, None, reverse_earn, "no earn with this id for this store")
+
+
+@bp.post("/stamps/<int:stamp_id>/reverse")
+@api_key_required
+def reverse_stamps(stamp_id: int) -> tuple[Response, int]:
+    """A refunded bill that gave stamps and no points (a refund with points goes through its earn)."""
+    db = get_session()
+    row = db.get(Stamp, stamp_id)
+    if row is None or row.store_id != g.api_key.store_id:
+        raise ApiError(404, "stamp_not_found", "no stamp with this id for this store")
+    unstamped = take_back_stamps(db, stamp_id, by=_actor(owner=True), now=utcnow())
+    db.commit()
+    taken = [{"stamp_card_id": u.card.id, "taken": u.taken, "kept": u.kept} for u in unstamped]
+    cancelled = [u.voucher_cancelled.code for u in unstamped if u.voucher_cancelled]
+    return jsonify({"stamps": taken, "vouchers_cancelled": cancelled}), 200
 
 
 @bp.post("/point-payments")
@@ -421,6 +439,19 @@ def _int(body: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not -MAX_ID <= value <= MAX_ID:
         raise ApiError(422, "validation_error", f"{name} must be a whole number")
     return value
+
+
+def _items(body: dict[str, Any]) -> dict[str, int] | None:
+    """{"Cà phê": 2, ...}: how many items of each product group the bill holds, for the group stamp cards."""
+    items = body.get("items")
+    if items is None:
+        return None
+    if not isinstance(items, dict) or len(items) > 50:
+        raise ApiError(422, "validation_error", "items must be an object of product group -> quantity (50 at most)")
+    for name, quantity in items.items():
+        if len(name) > 60 or isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= 1000:
+            raise ApiError(422, "validation_error", "each item is a product group name -> a quantity of 0-1000")
+    return items
 
 
 def _str(body: dict[str, Any], name: str) -> str | None:

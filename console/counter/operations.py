@@ -6,6 +6,7 @@ in the caller's transaction; the notification's delivery job starts when the cal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.notices import referral_notices
-from bot.replies import render
+from bot.replies import Reply, render
+from bot.stamps import stamped_replies
 from console.actors import CounterActor
 from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
-from loyalty import earning, ledger, payments, rewards
+from loyalty import earning, ledger, payments, rewards, stamps
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
@@ -25,7 +27,19 @@ from loyalty.errors import LoyaltyError
 from loyalty.linking import confirm_link
 from loyalty.program import ProgramRules
 from loyalty.referrals import take_back_affiliate_share
-from models import AuditLog, Claim, EntryKind, LedgerEntry, LinkRequest, Member, Reward, Tier, Voucher
+from models import (
+    AuditLog,
+    Claim,
+    EntryKind,
+    LedgerEntry,
+    LinkRequest,
+    Member,
+    Reward,
+    Stamp,
+    StampKind,
+    Tier,
+    Voucher,
+)
 from zalo.messages import text_message
 
 SELF_REVERSAL_WINDOW = timedelta(minutes=15)
@@ -48,7 +62,9 @@ def earn_for_bill(
     bill_ref: str | None = None,
     channel: str = "counter",
     new_bill: bool = False,
+    items: Mapping[str, int] | None = None,
 ) -> earning.EarnResult:
+    """Points and stamps for a bill; the member's chat hears about both (the stamp cards as pictures)."""
     result = earning.earn(
         session,
         member_id,
@@ -62,30 +78,35 @@ def earn_for_bill(
         channel=channel,
         bill_ref=bill_ref or None,
         new_bill=new_bill,
+        items=items,
     )
-    if result.replayed or result.entry is None:
+    if result.replayed or (result.entry is None and not result.stamps_added):
         return result
-    audit(
-        session,
-        by,
-        "earn",
-        now,
-        member_id=member_id,
-        entry_id=result.entry.id,
-        details={"amount": amount, "bill_ref": bill_ref, "points": result.points},
-    )
-    text = render(
-        "earned",
-        points=fmt.points(result.points),
-        amount=fmt.vnd(amount),
-        bill_ref=bill_ref,
-        balance=fmt.points(result.balance),
-    )
-    _notify(session, member_id, f"earn:{result.entry.id}", text)
+    details: dict[str, Any] = {"amount": amount, "bill_ref": bill_ref, "points": result.points}
+    if result.stamps:
+        details["stamps"] = {str(p.card.id): p.added for p in result.stamps}
+    entry_id = result.entry.id if result.entry else None
+    audit(session, by, "earn", now, member_id=member_id, entry_id=entry_id, details=details)
     member = session.get(Member, member_id)
     assert member is not None
+    replies = stamped_replies(session, result.stamps, tz)
+    if result.entry is not None:
+        text = render(
+            "earned",
+            points=fmt.points(result.points),
+            amount=fmt.vnd(amount),
+            bill_ref=bill_ref,
+            balance=fmt.points(result.balance),
+        )
+        replies.insert(0, Reply(text=text))
+    if member.zalo_user_id:
+        messages = [m for r in replies for m in r.to_outbox()]
+        notice_key = f"earn:{entry_id}" if entry_id else f"stamps:{key}"[:140]
+        deliver_after_commit(
+            session, queue_messages(session, key=notice_key, user_id=member.zalo_user_id, messages=messages)
+        )
     for n, (user_id, notice) in enumerate(referral_notices(session, result.referral, member)):
-        _notify_user(session, user_id, f"earn:{result.entry.id}:referral:{n}", notice)
+        _notify_user(session, user_id, f"earn:{entry_id}:referral:{n}", notice)
     return result
 
 
@@ -177,15 +198,9 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
     kept = take_back_affiliate_share(session, entry, now=now, actor=by.ledger_actor)
     if kept is not None:  # the referrer spent it already: it stays, the audit says so, the owner may adjust
         audit(session, by, "affiliate_kept", now, member_id=kept.member_id, details={"points": kept.points})
-    audit(
-        session,
-        by,
-        "reverse",
-        now,
-        member_id=entry.member_id,
-        entry_id=reversal.id,
-        details={"reversed_entry_id": entry.id, "points": entry.points},
-    )
+    unstamped = stamps.unstamp_visit(session, entry.idempotency_key, now=now, actor=by.ledger_actor)
+    details = {"reversed_entry_id": entry.id, "points": entry.points, **_unstamped_details(unstamped)}
+    audit(session, by, "reverse", now, member_id=entry.member_id, entry_id=reversal.id, details=details)
     member = session.get(Member, entry.member_id)
     assert member is not None
     text = render(
@@ -194,9 +209,37 @@ def reverse_earn(session: Session, entry_id: int, *, by: CounterActor, now: date
         bill_ref=entry.source_ref,
         amount=fmt.vnd(entry.bill_amount or 0),
         balance=fmt.points(member.points_balance),
+        unstamped=unstamped,
     )
     _notify(session, entry.member_id, f"reverse:{reversal.id}", text)
     return reversal
+
+
+def reverse_stamps(session: Session, stamp_id: int, *, by: CounterActor, now: datetime) -> list[stamps.Unstamped]:
+    """Refund a bill that gave only stamps (no points): the same rules as refunding an earn."""
+    row = session.get(Stamp, stamp_id)
+    if row is None or row.kind != StampKind.STAMP or row.visit_key is None:
+        raise NotAllowed("only a bill's stamps can be taken back here")
+    if row.visit_key and ledger.find_entry(session, row.visit_key) is not None:
+        raise NotAllowed("hóa đơn này có tích điểm: hoàn hóa đơn để trả cả điểm và tem")
+    if not by.is_owner:
+        _check_own_latest(session, Stamp, row, by, now, "lần tích tem")
+    unstamped = stamps.unstamp_visit(session, row.visit_key, now=now, actor=by.ledger_actor)
+    if not unstamped:  # taken back before: nothing more to do or say
+        return unstamped
+    audit(session, by, "reverse_stamps", now, member_id=row.member_id, details=_unstamped_details(unstamped))
+    text = render("stamps_reversed", unstamped=unstamped, bill_ref=row.bill_ref)
+    _notify(session, row.member_id, f"unstamp:{row.id}", text)
+    return unstamped
+
+
+def _unstamped_details(unstamped: list[stamps.Unstamped]) -> dict[str, Any]:
+    if not unstamped:
+        return {}
+    return {
+        "stamps": {str(u.card.id): {"taken": u.taken, "kept": u.kept} for u in unstamped},
+        "vouchers_cancelled": [u.voucher_cancelled.code for u in unstamped if u.voucher_cancelled],
+    }
 
 
 def use_voucher(
@@ -281,6 +324,20 @@ def recent_earns(session: Session, store_id: int | None, limit: int = 20) -> lis
     return list(session.scalars(stmt))
 
 
+def recent_stamp_only_visits(session: Session, store_id: int | None, limit: int = 10) -> list[Stamp]:
+    """The store's latest bills that gave stamps and no points (a stamp-only card): refunded by their stamp."""
+    has_entry = select(LedgerEntry.id).where(LedgerEntry.idempotency_key == Stamp.visit_key).exists()
+    stmt = (
+        select(Stamp)
+        .where(Stamp.kind == StampKind.STAMP, Stamp.visit_key.is_not(None), ~has_entry)
+        .order_by(Stamp.id.desc())
+        .limit(limit)
+    )
+    if store_id is not None:
+        stmt = stmt.where(Stamp.store_id == store_id)
+    return list(session.scalars(stmt))
+
+
 def can_self_reverse(session: Session, entry: LedgerEntry, by: CounterActor, now: datetime) -> bool:
     try:
         _check_self_reversal(session, entry, by, now)
@@ -304,19 +361,27 @@ def _entry_to_undo(
 
 
 def _check_self_reversal(session: Session, entry: LedgerEntry, by: CounterActor, now: datetime) -> None:
-    if entry.actor_id != by.actor:
-        raise NotAllowed("chỉ hoàn được giao dịch do chính bạn tạo")
-    if now - entry.created_at > SELF_REVERSAL_WINDOW:
-        raise NotAllowed("đã quá 15 phút; cần chủ cửa hàng hoàn giúp")
+    what = "lần trừ điểm" if entry.kind == EntryKind.PAY else "giao dịch tích điểm"
+    _check_own_latest(session, LedgerEntry, entry, by, now, what)
+
+
+def _check_own_latest(
+    session: Session, model: type[LedgerEntry] | type[Stamp], row: Any, by: CounterActor, now: datetime, what: str
+) -> None:
+    """A cashier undoes only their own latest row of this kind (an entry, a bill's stamps), within 15 minutes."""
+    _check_own_recent(row.actor_id, row.created_at, by, now)
     latest = session.scalar(
-        select(LedgerEntry.id)
-        .where(LedgerEntry.kind == entry.kind, LedgerEntry.actor_id == by.actor)
-        .order_by(LedgerEntry.id.desc())
-        .limit(1)
+        select(model.id).where(model.kind == row.kind, model.actor_id == by.actor).order_by(model.id.desc()).limit(1)
     )
-    if latest != entry.id:
-        what = "lần trừ điểm" if entry.kind == EntryKind.PAY else "giao dịch tích điểm"
+    if latest != row.id:
         raise NotAllowed(f"chỉ hoàn được {what} gần nhất của bạn")
+
+
+def _check_own_recent(actor_id: str | None, created_at: datetime, by: CounterActor, now: datetime) -> None:
+    if actor_id != by.actor:
+        raise NotAllowed("chỉ hoàn được giao dịch do chính bạn tạo")
+    if now - created_at > SELF_REVERSAL_WINDOW:
+        raise NotAllowed("đã quá 15 phút; cần chủ cửa hàng hoàn giúp")
 
 
 def _notify(session: Session, member_id: int, key: str, text: str) -> None:

@@ -21,8 +21,10 @@ from console.counter.operations import (
     new_claim,
     pay_with_points,
     recent_earns,
+    recent_stamp_only_visits,
     refund_points_payment,
     reverse_earn,
+    reverse_stamps,
     use_voucher,
     voucher_view,
 )
@@ -31,8 +33,9 @@ from console.messages import message
 from console.qr import qr_svg
 from console.throttle import code_guesses
 from loyalty import format as fmt
-from loyalty import rewards
+from loyalty import rewards, stamps
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
+from loyalty.codes import pretty_voucher_code
 from loyalty.consent import record_consent
 from loyalty.errors import (
     DuplicateBill,
@@ -48,7 +51,7 @@ from loyalty.linking import requests_for_member
 from loyalty.members import find_by_code, find_by_phone
 from loyalty.phones import display_phone, normalize_phone
 from loyalty.program import load_rules
-from models import Claim, EntryKind, LedgerEntry, Member, Role, Tier, Voucher, utcnow
+from models import Claim, EntryKind, LedgerEntry, Member, Role, StampCard, Tier, Voucher, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
@@ -62,7 +65,11 @@ def home() -> str:
     db = get_session()
     entries = recent_earns(db, actor.store_id)
     rows = [{"entry": e, "member": db.get(Member, e.member_id), "can_reverse": _may_reverse(e, actor)} for e in entries]
-    return render_template("console/counter.html", rows=rows)
+    stamp_rows = [
+        {"stamp": s, "member": db.get(Member, s.member_id), "card": db.get(StampCard, s.stamp_card_id)}
+        for s in recent_stamp_only_visits(db, actor.store_id)
+    ]
+    return render_template("console/counter.html", rows=rows, stamp_rows=stamp_rows)
 
 
 @bp.post("/find")
@@ -88,6 +95,8 @@ def member(member_id: int) -> str:
         tier=tier,
         rules=load_rules(db),
         vouchers=vouchers,
+        group_cards=stamps.group_cards(db, counter_actor().store_id),
+        cards=stamps.member_cards(db, found.id, _now()),
         link_requests=requests_for_member(db, found.id, _now()),
         phone=display_phone(found.phone) if found.phone else "",
         op=uuid.uuid4().hex,
@@ -111,6 +120,7 @@ def earn(member_id: int) -> Response:
             now=_now(),
             bill_ref=request.form.get("bill_ref", "").strip()[:120] or None,
             new_bill=request.form.get("new_bill") == "on",
+            items=_items_from_form(),
         )
     except BadInput:
         flash(BAD_AMOUNT, "error")
@@ -131,9 +141,38 @@ def earn(member_id: int) -> Response:
     db.commit()
     if result.points:
         flash(f"+{fmt.points(result.points)} điểm — số dư {fmt.points(result.balance)} điểm.", "success")
-    else:
+    elif not result.stamps_added:
         flash("Hóa đơn chưa đủ điều kiện tích điểm (dưới mức tối thiểu hoặc đã đạt giới hạn).", "info")
+    for line in _stamp_lines(result.stamps):
+        flash(*line)
     return redirect(url_for("counter.member", member_id=member_id))
+
+
+def _items_from_form() -> dict[str, int]:
+    """The quantities typed for each product-group stamp card ("items:<card id>")."""
+    items: dict[str, int] = {}
+    for card in stamps.group_cards(get_session(), counter_actor().store_id):
+        raw = request.form.get(f"items:{card.id}", "").strip()
+        if raw.isdigit() and card.product_group:
+            items[card.product_group] = min(int(raw), 1000)
+    return items
+
+
+def _stamp_lines(progress: tuple[stamps.StampProgress, ...]) -> list[tuple[str, str]]:
+    """What the cashier reads about each card the bill touched."""
+    lines = []
+    for p in progress:
+        name, card = p.card.name, f"{p.stamps}/{p.card.stamps_needed}"
+        if p.voucher is not None:
+            code = pretty_voucher_code(p.voucher.code)
+            lines.append((f"Thẻ “{name}” đã đủ tem: khách được voucher {code} (thẻ mới {card} tem).", "success"))
+        elif p.added:
+            lines.append((f"+{p.added} tem thẻ “{name}” — {card} tem.", "success"))
+        elif p.skipped == "cooldown":
+            lines.append((f"Thẻ “{name}”: chưa tích tem, khách vừa được tem gần đây ({card} tem).", "info"))
+        elif p.skipped == "min_bill":
+            lines.append((f"Thẻ “{name}”: hóa đơn dưới mức tối thiểu để tích tem ({card} tem).", "info"))
+    return lines
 
 
 @bp.post("/members/<int:member_id>/pay")
@@ -229,6 +268,22 @@ def reverse(entry_id: int) -> Response:
         return redirect(url_for("counter.home"))
     db.commit()
     flash("Đã hoàn điểm của hóa đơn." if undo is reverse_earn else "Đã trả lại điểm đã trừ vào hóa đơn.", "success")
+    return redirect(url_for("counter.home"))
+
+
+@bp.post("/stamps/<int:stamp_id>/reverse")
+@login_required(Role.CASHIER)
+def reverse_stamp_visit(stamp_id: int) -> Response:
+    """Refund a bill that gave stamps and no points (one with points is refunded by its earn)."""
+    db = get_session()
+    try:
+        reverse_stamps(db, stamp_id, by=counter_actor(), now=_now())
+    except NotAllowed as exc:
+        db.rollback()
+        flash(f"Không hoàn được: {exc}.", "error")
+        return redirect(url_for("counter.home"))
+    db.commit()
+    flash("Đã hoàn tem của hóa đơn.", "success")
     return redirect(url_for("counter.home"))
 
 

@@ -96,3 +96,52 @@ def test_pay_with_points_groups_and_a_gift_in_chromium(  # type: ignore[no-untyp
     assert session.scalar(select(Broadcast.reward_id)) == shop["rewards"]["Cà phê sữa đá"].id
     session.expire_all()
     assert session.get(Member, an.id).points_balance == 240  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_stamp_card_from_the_console_to_the_counter_in_chromium(  # type: ignore[no-untyped-def]
+    app: Flask, zalo: ZaloFake, session: Session, live_server: str, browser_page
+) -> None:
+    """The marketer starts "Mua 3 ly tặng 1", the cashier stamps it three times with the points, the card page
+    and the dashboard show the full card and its voucher. Screenshots: earn-spend-4..6."""
+    from models import StampCard
+
+    page = browser_page
+    page.set_viewport_size(LAPTOP)
+    shop = staffed_shop(session)
+    zalo.accept_messages()
+    zalo.accept_uploads()
+    an = add_member(session, "An", uid="u1")
+    session.commit()
+
+    log_in(page, live_server, "mkt")
+    page.goto(f"{live_server}/admin/stamp-cards/")
+    page.click("a.button:has-text('Thêm thẻ tem')")
+    page.fill("#name", "Mua 3 ly tặng 1")
+    page.fill("#stamps_needed", "3")
+    page.select_option("#reward_id", str(shop["rewards"]["Cà phê sữa đá"].id))
+    page.fill("#min_bill_amount", "30000")
+    page.screenshot(path=str(ARTIFACTS / "earn-spend-4-stamp-card-form.png"), full_page=True)
+    page.click("button.primary:has-text('Lưu')")
+    page.wait_for_selector(".flash.success")
+    assert "Mua 3 ly tặng 1" in page.inner_text("#stamp-cards")
+    card = session.scalars(select(StampCard)).one()
+    assert (card.stamps_needed, card.min_bill_amount) == (3, 30_000)
+
+    log_in(page, live_server, "thu-ngan")
+    for _ in range(3):
+        page.goto(f"{live_server}/counter/members/{an.id}")
+        page.fill("#amount", "45000")
+        page.click("#earn-submit")
+        page.wait_for_selector(".flash.success")
+    flashes = page.inner_text("main")
+    assert "Thẻ “Mua 3 ly tặng 1” đã đủ tem: khách được voucher" in flashes
+    assert "Thẻ tem “Mua 3 ly tặng 1”: 0/3 tem" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "earn-spend-5-stamp-at-the-counter.png"), full_page=True)
+    voucher = session.scalars(select(Voucher)).one()
+    assert voucher.member_id == an.id and voucher.source == "stamps"
+
+    log_in(page, live_server, "mkt")
+    page.goto(f"{live_server}/admin/")
+    assert re.search(r"Mua 3 ly tặng 1\s+0\s+3\s+1\s+0", page.inner_text("#stamp-figures"))
+    page.screenshot(path=str(ARTIFACTS / "earn-spend-6-stamp-figures.png"), full_page=True)

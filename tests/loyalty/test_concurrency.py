@@ -69,3 +69,28 @@ def test_twenty_parallel_deliveries_of_one_earn_write_one_entry(
     assert sum(not r.replayed for r in results) == 1  # type: ignore[union-attr]
     assert_consistent(db, member.id)  # expires the session's cached rows first
     assert db.get(Member, member.id).points_balance == 25
+
+
+def test_twelve_parallel_bills_on_a_stamp_card_of_five_fill_it_twice(
+    sessions: sessionmaker[Session], db: Session, shop
+) -> None:
+    """Twelve different bills at once, each delivered twice: twelve stamps, two full cards, two vouchers."""
+    from models import MemberStampCard, Stamp, StampCard
+
+    member = new_member(db)
+    card = StampCard(name="5 tặng 1", stamps_needed=5, reward_id=shop["rewards"]["Cà phê sữa đá"].id)
+    db.add(card)
+    db.commit()
+
+    def deliver(i: int) -> object:
+        with sessions() as s:
+            result = earning.earn(s, member.id, 50_000, key=f"pos:B{i // 2}", rules=RULES, tz=TZ, now=NOW)
+            s.commit()
+            return result
+
+    results = race(24, deliver)
+    assert all(isinstance(r, earning.EarnResult) for r in results), results
+    assert db.scalar(select(func.count()).select_from(Stamp)) == 12
+    assert db.scalar(select(func.count()).select_from(Voucher).where(Voucher.source == "stamps")) == 2
+    progress = db.scalars(select(MemberStampCard)).one()
+    assert (progress.stamps, progress.cards_completed) == (2, 2)
