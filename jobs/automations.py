@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import extract, or_, select, update
+from sqlalchemy import extract, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.context import current_services
@@ -18,9 +18,11 @@ from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers
 from loyalty.codes import pretty_voucher_code
 from loyalty.consent import may_receive_offers
+from loyalty.errors import RewardUnavailable
 from loyalty.placeholders import member_fields, personalize
 from loyalty.program import ProgramRules, load_rules
-from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, utcnow
+from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, ZaloUser, utcnow
+from zalo.policy import CS_WINDOW
 from zalo.tokens import DatabaseTokenStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,12 @@ def run_daily() -> dict[str, int]:
         rules = load_rules(session)
     if now.astimezone(context.settings.tz).hour != rules.automations.daily_hour:
         return {}
-    return {"birthdays": birthday_offers(now), "reminders": remind_expiring(now), "tier_reviews": review_tiers(now)}
+    return {
+        "birthdays": birthday_offers(now),
+        "reminders": remind_expiring(now),
+        "tier_reviews": review_tiers(now),
+        "lapsed": invite_lapsed(now),
+    }
 
 
 def birthday_offers(now: datetime | None = None) -> int:
@@ -118,6 +125,75 @@ def _birthday_for(
         }
         text = personalize(automations.birthday_text, **values)
     return queue_proactive(session, member, key=key, text=text, promotional=False, purpose="birthday", fields=values)
+
+
+LAPSE_CATCH_UP = timedelta(days=7)  # a member who lapsed while the job did not run is still invited within a week
+
+
+def invite_lapsed(now: datetime | None = None) -> int:
+    """Members who bought nothing for `lapsed_days` (since their last purchase, or since joining if they never
+    bought): one invitation, with a voucher if the owner picked a reward, once per lapse (keyed by the last
+    visit: buying again and lapsing again is a new lapse). It is an offer, so only to members who agreed; past
+    Zalo's 7-day window it goes only as the shop's "lapsed" ZBS template, otherwise it is not sent at all.
+    Members who lapsed long before the automation was switched on are left to a broadcast (segment: inactive)."""
+    context = current_services()
+    now = now or utcnow()
+    with context.sessions() as session:
+        rules = load_rules(session)
+        automations = rules.automations
+        if not automations.lapsed_enabled:
+            return 0
+        member_ids = list(
+            session.scalars(_lapsed_query(now, automations.lapsed_days, template_enabled(session, "lapsed")))
+        )
+    shop = context.shop_name()
+    _in_batches(member_ids, lambda session, member_id: _invite_lapsed(session, member_id, now, rules, shop))
+    return len(member_ids)
+
+
+def _last_visit() -> Any:
+    return func.coalesce(Member.last_earned_at, Member.joined_at)
+
+
+def _lapsed_query(now: datetime, days: int, by_template: bool) -> Any:
+    lapsed_at = now - timedelta(days=days)
+    stmt = select(Member.id).where(
+        Member.status == MemberStatus.ACTIVE,
+        may_receive_offers(),
+        _last_visit() < lapsed_at,
+        _last_visit() >= lapsed_at - LAPSE_CATCH_UP,
+    )
+    if by_template:  # the template reaches them by Zalo account or by phone
+        stmt = stmt.where(or_(Member.zalo_user_id.is_not(None), Member.phone.is_not(None)))
+    else:  # only members who wrote to the OA in the last 7 days can get a free-form message
+        stmt = stmt.join(ZaloUser, ZaloUser.user_id == Member.zalo_user_id).where(
+            ZaloUser.last_interaction_at >= now - CS_WINDOW
+        )
+    return stmt.order_by(Member.id)
+
+
+def _invite_lapsed(session: Session, member_id: int, now: datetime, rules: ProgramRules, shop: str) -> list[int]:
+    member = session.get(Member, member_id)
+    assert member is not None
+    last_visit = member.last_earned_at or member.joined_at
+    key = f"lapsed:{member_id}:{last_visit.date().isoformat()}"
+    automations = rules.automations
+    values = member_fields(session, member, shop)
+    reward = session.get(Reward, automations.lapsed_reward_id) if automations.lapsed_reward_id else None
+    text = personalize(automations.lapsed_text_no_gift, **values)
+    if reward is not None and reward.is_active:
+        try:
+            voucher, _ = rewards.issue_gift(session, member.id, reward.id, key=key, now=now, source="lapsed")
+        except RewardUnavailable:  # out of stock: the invitation goes without the gift
+            log.warning("lapsed: reward %s is out of stock, inviting member %s without it", reward.id, member_id)
+        else:
+            values |= {
+                "qua": reward.name,
+                "ma": pretty_voucher_code(voucher.code),
+                "han": fmt.day(voucher.expires_at, current_services().settings.tz),
+            }
+            text = personalize(automations.lapsed_text, **values)
+    return queue_proactive(session, member, key=key, text=text, promotional=True, purpose="lapsed", fields=values)
 
 
 def congratulate_tier_ups() -> int:

@@ -127,7 +127,8 @@ def earn(
         raise InvalidAmount(f"bill amount {amount}")
     member = lock_member(session, member_id)
     existing = ledger.find_entry(session, key)
-    stamped = tuple(stamps.visit_progress(session, member_id, key))
+    cards = stamps.all_cards(session)  # none (most shops): no other stamp query
+    stamped = tuple(stamps.visit_progress(session, member_id, key)) if cards else ()
     if existing is not None or stamped:
         return EarnResult(
             points=existing.points if existing else 0,
@@ -138,7 +139,7 @@ def earn(
             stamps=stamped,
         )
     if bill_ref and not new_bill:
-        check_bill_not_credited(session, bill_ref, store_id)
+        check_bill_not_credited(session, bill_ref, store_id, stamps_too=bool(cards))
     card_stamps = tuple(
         stamps.stamp_bill(
             session,
@@ -150,6 +151,7 @@ def earn(
             store_id=store_id,
             bill_ref=bill_ref,
             actor=actor,
+            cards=cards,
         )
     )
     store = session.get(Store, store_id) if store_id else None
@@ -190,8 +192,9 @@ def earn(
 _REVERSAL = aliased(LedgerEntry, name="reversal")  # made once: built per call it was ~15% of an earn (profiled)
 
 
-def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None) -> None:
-    """Raises DuplicateBill if this store's bill number already earned points or stamps, not refunded."""
+def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None, *, stamps_too: bool = True) -> None:
+    """Raises DuplicateBill if this store's bill number already earned points or stamps, not refunded
+    (`stamps_too=False`: the shop has no stamp card, so no bill was ever stamped)."""
     refunded = select(_REVERSAL.id).where(_REVERSAL.reverses_id == LedgerEntry.id).exists()
     stmt = select(LedgerEntry).where(
         LedgerEntry.kind == EntryKind.EARN,
@@ -202,7 +205,7 @@ def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | Non
     earlier = session.scalars(stmt.limit(1)).first()
     if earlier is not None:
         raise DuplicateBill(bill_ref, earlier.created_at)
-    stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id)
+    stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id) if stamps_too else None
     if stamped_at is not None:
         raise DuplicateBill(bill_ref, stamped_at)
 

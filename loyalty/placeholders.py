@@ -27,6 +27,8 @@ ALLOWED = {
     "birthday_text_no_gift": MEMBER,
     "tier_up_text": MEMBER | {"quyen_loi"},
     "expiry_reminder_text": MEMBER | {"so_diem", "ngay"},
+    "lapsed_text": MEMBER | {"qua", "ma", "han"},
+    "lapsed_text_no_gift": MEMBER,
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{0,40})\}")
 

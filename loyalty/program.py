@@ -69,6 +69,12 @@ class Automations:
     tier_review_day: int = 1  # day of the month
     tier_tags_enabled: bool = False  # mirror each member's tier into an OA tag (jobs/tags.py)
     tier_counts_shown: bool = False  # the chat's "hạng" says how many members each tier has (shops rarely want it)
+    # Lapsed-member care: members who bought nothing for lapsed_days get one message (and a voucher) per lapse.
+    lapsed_enabled: bool = False
+    lapsed_days: int = 60
+    lapsed_reward_id: int | None = None
+    lapsed_text: str = "{ten} ơi, lâu rồi {shop} chưa gặp bạn! Tặng bạn {qua}: mã {ma}, dùng đến {han}. Ghé quán nhé!"
+    lapsed_text_no_gift: str = "{ten} ơi, lâu rồi {shop} chưa gặp bạn! Bạn đang có {diem} điểm, ghé quán đổi quà nhé."
 
     def validate(self) -> list[str]:
         problems = []
@@ -78,6 +84,8 @@ class Automations:
             problems.append("birthday offers run on the 'day' or in the 'month'")
         if not 1 <= self.expiry_reminder_days <= 90 or not 1 <= self.tier_review_day <= 28:
             problems.append("reminder days 1-90, review day 1-28")
+        if not 14 <= self.lapsed_days <= 730:
+            problems.append("a member lapses after 14-730 days without buying")
         return problems
 
 

@@ -71,8 +71,14 @@ class Unstamped:
     voucher_cancelled: Voucher | None = None
 
 
+def all_cards(session: Session) -> list[StampCard]:
+    """Every card, running or paused (a handful of rows): an earn reads them once, and a shop without any
+    pays no other stamp query."""
+    return list(session.scalars(select(StampCard).order_by(StampCard.id)))
+
+
 def active_cards(session: Session) -> list[StampCard]:
-    return list(session.scalars(select(StampCard).where(StampCard.is_active.is_(True)).order_by(StampCard.id)))
+    return [c for c in all_cards(session) if c.is_active]
 
 
 def group_cards(session: Session, store_id: int | None) -> list[StampCard]:
@@ -91,16 +97,20 @@ def stamp_bill(
     store_id: int | None = None,
     bill_ref: str | None = None,
     actor: ledger.Actor = ledger.SYSTEM,
+    cards: list[StampCard] | None = None,
 ) -> list[StampProgress]:
     """Stamp every card this bill qualifies for; `member` must be locked by the caller, who checked with
     `visit_progress` that this `visit_key` stamped nothing yet (the stamps' unique keys refuse a second time).
 
     `items`: how many items of each product group the bill holds ({"Cà phê": 2}), matched without diacritics
-    or case; None when nobody said (a claim, a bill typed at the counter without groups).
+    or case; None when nobody said (a claim, a bill typed at the counter without groups). `cards`: the shop's
+    cards if the caller read them already.
     """
     folded = {fold(name): qty for name, qty in (items or {}).items()}
     results = []
-    for card in active_cards(session):
+    for card in cards if cards is not None else all_cards(session):
+        if not card.is_active:
+            continue
         wanted = _stamps_for(card, folded)
         if wanted <= 0 or not _in_store(card, store_id):
             continue

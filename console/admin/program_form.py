@@ -22,6 +22,8 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "daily_hour": ("Giờ gửi tin hằng ngày", 0, 23, False),
     "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
     "birthday_reward_id": ("Quà tặng kèm lời chúc sinh nhật", 1, 10**12, True),
+    "lapsed_days": ("Khách không mua trong (ngày)", 14, 730, False),
+    "lapsed_reward_id": ("Quà mời khách quay lại", 1, 10**12, True),
     "points_payment_min_balance": ("Số điểm tối thiểu để trừ vào hóa đơn", 0, 1_000_000, False),
     "welcome_bonus_points": ("Điểm chào mừng khi đăng ký", 0, 1_000_000, False),
     "referee_bonus_points": ("Người được giới thiệu nhận", 0, 1_000_000, False),
@@ -36,7 +38,14 @@ CHANNELS = {"counter": "Thu ngân quét thẻ", "claim": "Khách quét mã trên
 for _channel, _label in CHANNELS.items():
     INT_FIELDS[f"rate_{_channel}_points"] = (f"Số điểm — {_label}", 0, 10_000, True)
     INT_FIELDS[f"rate_{_channel}_amount"] = (f"Mỗi số tiền — {_label}", 1_000, 100_000_000, True)
-TEXT_FIELDS = ("birthday_text", "birthday_text_no_gift", "tier_up_text", "expiry_reminder_text")
+TEXT_FIELDS = (
+    "birthday_text",
+    "birthday_text_no_gift",
+    "tier_up_text",
+    "lapsed_text",
+    "lapsed_text_no_gift",
+    "expiry_reminder_text",
+)
 FLAGS = (
     "birthday_enabled",
     "tier_up_enabled",
@@ -44,6 +53,7 @@ FLAGS = (
     "tier_review_enabled",
     "tier_tags_enabled",
     "tier_counts_shown",
+    "lapsed_enabled",
 )
 
 
@@ -73,6 +83,8 @@ def to_form(rules: ProgramRules) -> dict[str, Any]:
         "expiry_reminder_days": a.expiry_reminder_days,
         "birthday_reward_id": a.birthday_reward_id,
         "birthday_on": a.birthday_on,
+        "lapsed_days": a.lapsed_days,
+        "lapsed_reward_id": a.lapsed_reward_id,
         **{name: getattr(a, name) for name in TEXT_FIELDS + FLAGS},
         **{f"rate_{c}_{part}": None for c in CHANNELS for part in ("points", "amount")},
         **{f"rate_{c}_points": r.points for c, r in rules.channel_rates.items() if c in CHANNELS},
@@ -116,11 +128,15 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         expiry_reminder_days=ints["expiry_reminder_days"] or 7,
         birthday_reward_id=ints["birthday_reward_id"],
         birthday_on=birthday_on,
+        lapsed_days=ints["lapsed_days"] or 60,
+        lapsed_reward_id=ints["lapsed_reward_id"],
         **{name: form.get(name) == "on" for name in FLAGS},
         birthday_text=texts["birthday_text"],
         birthday_text_no_gift=texts["birthday_text_no_gift"],
         tier_up_text=texts["tier_up_text"],
         expiry_reminder_text=texts["expiry_reminder_text"],
+        lapsed_text=texts["lapsed_text"],
+        lapsed_text_no_gift=texts["lapsed_text_no_gift"],
     )
     rules = replace(
         current,
