@@ -58,6 +58,7 @@ PLACEHOLDER_LABELS = {
     "so_diem": "số điểm sắp hết hạn",
     "ngay": "ngày hết hạn",
     "ma_xac_nhan": "mã xác nhận",
+    "goi": "tên gói VIP",
 }
 
 

@@ -15,13 +15,25 @@ from jobs.context import current_services
 from jobs.outbox import deliver_after_commit, queue_messages
 from jobs.proactive import proactive_payload, template_enabled
 from loyalty import format as fmt
-from loyalty import ledger, rewards, tiers
+from loyalty import ledger, rewards, tiers, vip
 from loyalty.codes import pretty_voucher_code
 from loyalty.consent import may_receive_offers
 from loyalty.errors import RewardUnavailable
 from loyalty.placeholders import member_fields, personalize
 from loyalty.program import ProgramRules, load_rules
-from models import Member, MemberStatus, OutboxMessage, PointLot, Reward, Tier, TierEvent, ZaloUser, utcnow
+from models import (
+    Member,
+    MemberStatus,
+    OutboxMessage,
+    PointLot,
+    Reward,
+    Tier,
+    TierEvent,
+    VipMembership,
+    VipPlan,
+    ZaloUser,
+    utcnow,
+)
 from zalo.policy import CS_WINDOW
 from zalo.tokens import DatabaseTokenStore
 
@@ -65,6 +77,7 @@ def run_daily() -> dict[str, int]:
         "reminders": remind_expiring(now),
         "tier_reviews": review_tiers(now),
         "lapsed": invite_lapsed(now),
+        "vip_reminders": remind_vip_renewals(now),
     }
 
 
@@ -194,6 +207,38 @@ def _invite_lapsed(session: Session, member_id: int, now: datetime, rules: Progr
             }
             text = personalize(automations.lapsed_text, **values)
     return queue_proactive(session, member, key=key, text=text, promotional=True, purpose="lapsed", fields=values)
+
+
+def remind_vip_renewals(now: datetime | None = None) -> int:
+    """`vip_reminder_days` before a paid period ends (and was not renewed), one reminder per period."""
+    context = current_services()
+    now = now or utcnow()
+    with context.sessions() as session:
+        rules = load_rules(session)
+        due = [m.id for m in vip.ending_soon(session, now, rules.automations.vip_reminder_days)]
+    shop, tz = context.shop_name(), context.settings.tz
+
+    def remind(session: Session, membership_id: int) -> list[int]:
+        claimed = session.execute(  # of two runs, only the one whose UPDATE matches sends it
+            update(VipMembership)
+            .where(VipMembership.id == membership_id, VipMembership.reminded_at.is_(None))
+            .values(reminded_at=now)
+            .returning(VipMembership.id)
+        ).scalar()
+        membership = session.get(VipMembership, membership_id)
+        member = session.get(Member, membership.member_id) if membership else None
+        plan = session.get(VipPlan, membership.plan_id) if membership else None
+        if claimed is None or membership is None or member is None or plan is None:
+            return []
+        values = member_fields(session, member, shop) | {"goi": plan.name, "ngay": fmt.day(membership.ends_at, tz)}
+        text = personalize(rules.automations.vip_reminder_text, **values)
+        key = f"vip-renewal:{membership_id}"
+        return queue_proactive(
+            session, member, key=key, text=text, promotional=False, purpose="vip_renewal", fields=values
+        )
+
+    _in_batches(due, remind)
+    return len(due)
 
 
 def congratulate_tier_ups() -> int:

@@ -28,6 +28,7 @@ ALLOWED = {
     "tier_up_text": MEMBER | {"quyen_loi"},
     "expiry_reminder_text": MEMBER | {"so_diem", "ngay"},
     "lapsed_text": MEMBER | {"qua", "ma", "han"},
+    "vip_reminder_text": MEMBER | {"goi", "ngay"},
     "lapsed_text_no_gift": MEMBER,
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\n]{0,40})\}")

@@ -69,6 +69,9 @@ class Automations:
     tier_review_day: int = 1  # day of the month
     tier_tags_enabled: bool = False  # mirror each member's tier into an OA tag (jobs/tags.py)
     tier_counts_shown: bool = False  # the chat's "hạng" says how many members each tier has (shops rarely want it)
+    # Paid membership: the member hears this many days before their period ends (unless they renewed).
+    vip_reminder_days: int = 7
+    vip_reminder_text: str = "{ten} ơi, gói {goi} của bạn hết hạn ngày {ngay}. Gia hạn tại quầy để giữ hạng {hang} nhé!"
     # Lapsed-member care: members who bought nothing for lapsed_days get one message (and a voucher) per lapse.
     lapsed_enabled: bool = False
     lapsed_days: int = 60
@@ -84,6 +87,8 @@ class Automations:
             problems.append("birthday offers run on the 'day' or in the 'month'")
         if not 1 <= self.expiry_reminder_days <= 90 or not 1 <= self.tier_review_day <= 28:
             problems.append("reminder days 1-90, review day 1-28")
+        if not 1 <= self.vip_reminder_days <= 60:
+            problems.append("VIP renewal reminders 1-60 days ahead")
         if not 14 <= self.lapsed_days <= 730:
             problems.append("a member lapses after 14-730 days without buying")
         return problems

@@ -25,6 +25,7 @@ from models.outbox import OutboxMessage, OutboxStatus
 from models.privacy import Consent, ConsentState, DataRequest, PrivacyNotice, RequestKind, RequestStatus
 from models.shop import SHOP_ROW, ShopProfile
 from models.stamps import MemberStampCard, Stamp, StampCard, StampKind
+from models.vip import VipMembership, VipPlan
 from models.zalo import (
     ConversationState,
     FollowerSync,
@@ -39,6 +40,8 @@ from models.zalo import (
 )
 
 __all__ = [
+    "VipMembership",
+    "VipPlan",
     "MemberStampCard",
     "Stamp",
     "StampCard",

@@ -171,6 +171,7 @@ def _register_blueprints(app: Flask) -> None:
     from console.admin.stores import bp as stores_bp
     from console.admin.templates import bp as templates_bp
     from console.admin.views import bp as admin_bp
+    from console.admin.vip import bp as vip_plans_bp
     from console.api.views import bp as api_bp
     from console.auth import bp as auth_bp
     from console.broadcasts.views import bp as broadcasts_bp
@@ -205,6 +206,7 @@ def _register_blueprints(app: Flask) -> None:
         broadcasts_bp,
         catalog_bp,
         stamp_cards_bp,
+        vip_plans_bp,
         team_bp,
         transfer_bp,
     )

@@ -23,6 +23,7 @@ INT_FIELDS = {  # name: (label, minimum, maximum, optional)
     "expiry_reminder_days": ("Nhắc trước (ngày)", 1, 90, False),
     "birthday_reward_id": ("Quà tặng kèm lời chúc sinh nhật", 1, 10**12, True),
     "lapsed_days": ("Khách không mua trong (ngày)", 14, 730, False),
+    "vip_reminder_days": ("Nhắc gia hạn VIP trước (ngày)", 1, 60, False),
     "lapsed_reward_id": ("Quà mời khách quay lại", 1, 10**12, True),
     "points_payment_min_balance": ("Số điểm tối thiểu để trừ vào hóa đơn", 0, 1_000_000, False),
     "welcome_bonus_points": ("Điểm chào mừng khi đăng ký", 0, 1_000_000, False),
@@ -44,6 +45,7 @@ TEXT_FIELDS = (
     "tier_up_text",
     "lapsed_text",
     "lapsed_text_no_gift",
+    "vip_reminder_text",
     "expiry_reminder_text",
 )
 FLAGS = (
@@ -84,6 +86,7 @@ def to_form(rules: ProgramRules) -> dict[str, Any]:
         "birthday_reward_id": a.birthday_reward_id,
         "birthday_on": a.birthday_on,
         "lapsed_days": a.lapsed_days,
+        "vip_reminder_days": a.vip_reminder_days,
         "lapsed_reward_id": a.lapsed_reward_id,
         **{name: getattr(a, name) for name in TEXT_FIELDS + FLAGS},
         **{f"rate_{c}_{part}": None for c in CHANNELS for part in ("points", "amount")},
@@ -129,6 +132,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         birthday_reward_id=ints["birthday_reward_id"],
         birthday_on=birthday_on,
         lapsed_days=ints["lapsed_days"] or 60,
+        vip_reminder_days=ints["vip_reminder_days"] or 7,
         lapsed_reward_id=ints["lapsed_reward_id"],
         **{name: form.get(name) == "on" for name in FLAGS},
         birthday_text=texts["birthday_text"],
@@ -137,6 +141,7 @@ def from_form(form: Any, current: ProgramRules) -> tuple[ProgramRules | None, di
         expiry_reminder_text=texts["expiry_reminder_text"],
         lapsed_text=texts["lapsed_text"],
         lapsed_text_no_gift=texts["lapsed_text_no_gift"],
+        vip_reminder_text=texts["vip_reminder_text"],
     )
     rules = replace(
         current,

@@ -30,6 +30,7 @@ PURPOSES: dict[str, tuple[str, frozenset[str]]] = {
     "tier_up": ("Chúc mừng lên hạng", placeholders.ALLOWED["tier_up_text"]),
     "broadcast": ("Chiến dịch gửi thành viên", placeholders.ALLOWED["broadcast"]),
     "lapsed": ("Mời khách lâu chưa quay lại (kèm quà)", placeholders.ALLOWED["lapsed_text"]),
+    "vip_renewal": ("Nhắc gia hạn gói VIP", placeholders.ALLOWED["vip_reminder_text"]),
     "link_code": ("Mã xác nhận số điện thoại (khách tự liên kết thẻ cũ)", placeholders.ALLOWED["link_code"]),
 }
 MAX_TEMPLATE_ID = 32

@@ -112,6 +112,33 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/vip-plans": {
+                "get": {
+                    "summary": "The paid membership plans on sale",
+                    "responses": {"200": _ok("VipPlans"), "401": UNAUTHORIZED},
+                }
+            },
+            "/vip-memberships": {
+                "post": {
+                    "summary": "Sell a paid membership: a period (a renewal starts where the current one ends) "
+                    "with the plan's tier held to its end",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VipSaleRequest"}}},
+                    },
+                    "responses": {
+                        "201": _ok("VipSale"),
+                        "200": _ok("VipSale", "replay of an earlier request"),
+                        "400": _error("`bad_request`"),
+                        "401": UNAUTHORIZED,
+                        "403": _error("`member_blocked`"),
+                        "404": _error("`member_not_found`"),
+                        "409": _error("`idempotency_conflict`"),
+                        "422": _error("`vip_unavailable`, `validation_error`, `missing_idempotency_key`"),
+                    },
+                }
+            },
             "/point-payments": {
                 "post": {
                     "summary": "Pay part of a bill with points, at the program's point value and within its limits",
@@ -305,6 +332,48 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "vnd": {"type": "integer", "description": "what the points paid, in đ"},
                         "to_pay": {"type": "integer", "description": "what is left for the customer to pay, in đ"},
                         "balance": {"type": "integer"},
+                        "replayed": {"type": "boolean"},
+                        "member": {"$ref": "#/components/schemas/Member"},
+                    },
+                },
+                "VipPlans": {
+                    "type": "object",
+                    "properties": {
+                        "plans": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "name": {"type": "string"},
+                                    "price": {"type": "integer", "description": "đ"},
+                                    "duration_days": {"type": "integer"},
+                                    "tier": {"type": "string"},
+                                },
+                            },
+                        }
+                    },
+                },
+                "VipSaleRequest": {
+                    "type": "object",
+                    "required": ["plan_id"],
+                    "properties": {
+                        "plan_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        "bill_ref": {"type": "string"},
+                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        "card": {"type": "string", "description": "scanned member card token"},
+                        "phone": {"type": "string"},
+                    },
+                },
+                "VipSale": {
+                    "type": "object",
+                    "properties": {
+                        "membership_id": {"type": "integer"},
+                        "plan": {"type": "string"},
+                        "price": {"type": "integer"},
+                        "tier": {"type": "string"},
+                        "starts_at": {"type": "string", "format": "date-time"},
+                        "ends_at": {"type": "string", "format": "date-time"},
                         "replayed": {"type": "boolean"},
                         "member": {"$ref": "#/components/schemas/Member"},
                     },

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from console.actors import CounterActor
@@ -21,6 +22,7 @@ from console.counter.operations import (
     pay_with_points,
     refund_points_payment,
     reverse_earn,
+    sell_vip,
     use_voucher,
 )
 from console.counter.operations import reverse_stamps as take_back_stamps
@@ -29,7 +31,7 @@ from console.messages import message
 from console.qr import qr_png, qr_svg
 from console.staff import verify_api_key
 from console.throttle import code_guesses
-from loyalty import errors
+from loyalty import errors, vip
 from loyalty import rewards as reward_rules
 from loyalty.cards import InvalidCard, member_from_token
 from loyalty.claims import find_claim
@@ -38,7 +40,7 @@ from loyalty.errors import PaymentRefused
 from loyalty.members import find_by_phone
 from loyalty.phones import normalize_phone
 from loyalty.program import load_rules
-from models import ApiKey, EntryKind, LedgerEntry, Member, Reward, Stamp, Tier, utcnow
+from models import ApiKey, EntryKind, LedgerEntry, Member, Reward, Stamp, Tier, VipMembership, utcnow
 from tichdiem.extensions import get_session, get_settings, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -177,6 +179,65 @@ def reverse_stamps(stamp_id: int) -> tuple[Response, int]:
     taken = [{"stamp_card_id": u.card.id, "taken": u.taken, "kept": u.kept} for u in unstamped]
     cancelled = [u.voucher_cancelled.code for u in unstamped if u.voucher_cancelled]
     return jsonify({"stamps": taken, "vouchers_cancelled": cancelled}), 200
+
+
+@bp.get("/vip-plans")
+@api_key_required
+def vip_plans() -> Response:
+    plans = vip.active_plans(get_session())
+    tiers = {t.id: t.name for t in get_session().scalars(select(Tier))}
+    return jsonify(
+        {
+            "plans": [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "price": p.price,
+                    "duration_days": p.duration_days,
+                    "tier": tiers[p.tier_id],
+                }
+                for p in plans
+            ]
+        }
+    )
+
+
+@bp.post("/vip-memberships")
+@api_key_required
+def sell_vip_membership() -> tuple[Response, int]:
+    """The POS sold a paid membership: the period and the tier held (200 with the first answer on a replay)."""
+    body = _json()
+    member = _member_from(body)
+    plan_id = _int(body, "plan_id")
+    key = _idempotency_key()
+    db = get_session()
+    existing = db.scalar(select(VipMembership).where(VipMembership.idempotency_key == key))
+    if existing is not None and (existing.member_id != member.id or existing.plan_id != plan_id):
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different sale")
+    sale = sell_vip(
+        db,
+        member.id,
+        plan_id,
+        key=key,
+        by=_actor(),
+        now=utcnow(),
+        tz=get_settings().tz,
+        bill_ref=_str(body, "bill_ref"),
+    )
+    db.commit()
+    db.refresh(member)
+    membership = sale.membership
+    payload = {
+        "membership_id": membership.id,
+        "plan": sale.plan.name,
+        "price": membership.price,
+        "tier": sale.tier.name,
+        "starts_at": membership.starts_at.isoformat(),
+        "ends_at": membership.ends_at.isoformat(),
+        "replayed": sale.replayed,
+        "member": _member_json(member),
+    }
+    return jsonify(payload), 200 if sale.replayed else 201
 
 
 @bp.post("/point-payments")

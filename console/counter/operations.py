@@ -19,7 +19,7 @@ from bot.replies import Reply, render
 from bot.stamps import stamped_replies
 from console.actors import CounterActor
 from jobs.outbox import OutboxItem, deliver_after_commit, queue_messages
-from loyalty import earning, ledger, payments, rewards, stamps
+from loyalty import earning, ledger, payments, rewards, stamps, vip
 from loyalty import format as fmt
 from loyalty.claims import create_claim
 from loyalty.codes import pretty_voucher_code
@@ -108,6 +108,38 @@ def earn_for_bill(
     for n, (user_id, notice) in enumerate(referral_notices(session, result.referral, member)):
         _notify_user(session, user_id, f"earn:{entry_id}:referral:{n}", notice)
     return result
+
+
+def sell_vip(
+    session: Session,
+    member_id: int,
+    plan_id: int,
+    *,
+    key: str,
+    by: CounterActor,
+    now: datetime,
+    tz: ZoneInfo,
+    bill_ref: str | None = None,
+) -> vip.VipSale:
+    """A paid membership sold at the till: the period, the tier held, the audit and the member's message."""
+    sale = vip.sell(
+        session, member_id, plan_id, key=key, now=now, by=by.actor, store_id=by.store_id, bill_ref=bill_ref or None
+    )
+    if sale.replayed:
+        return sale
+    membership = sale.membership
+    details = {"plan": sale.plan.name, "price": membership.price, "ends_at": membership.ends_at.isoformat()}
+    audit(session, by, "sell_vip", now, member_id=member_id, details={**details, "bill_ref": bill_ref})
+    text = render(
+        "vip_welcome",
+        plan=sale.plan.name,
+        tier=sale.tier.name,
+        renewed=membership.starts_at > now,
+        until=fmt.day(membership.ends_at, tz),
+        benefits=sale.plan.benefits or sale.tier.benefits,
+    )
+    _notify(session, member_id, f"vip:{membership.id}", text)
+    return sale
 
 
 def pay_with_points(

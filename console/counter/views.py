@@ -25,6 +25,7 @@ from console.counter.operations import (
     refund_points_payment,
     reverse_earn,
     reverse_stamps,
+    sell_vip,
     use_voucher,
     voucher_view,
 )
@@ -33,7 +34,7 @@ from console.messages import message
 from console.qr import qr_svg
 from console.throttle import code_guesses
 from loyalty import format as fmt
-from loyalty import rewards, stamps
+from loyalty import rewards, stamps, vip
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
 from loyalty.codes import pretty_voucher_code
 from loyalty.consent import record_consent
@@ -96,6 +97,8 @@ def member(member_id: int) -> str:
         rules=load_rules(db),
         vouchers=vouchers,
         group_cards=stamps.group_cards(db, counter_actor().store_id),
+        vip_plans=vip.active_plans(db),
+        vip_now=vip.current_membership(db, found.id, _now()),
         cards=stamps.member_cards(db, found.id, _now()),
         link_requests=requests_for_member(db, found.id, _now()),
         phone=display_phone(found.phone) if found.phone else "",
@@ -208,6 +211,37 @@ def pay(member_id: int) -> Response:
         f"{fmt.vnd(amount - result.vnd)}. Số dư {fmt.points(result.balance)} điểm.",
         "success",
     )
+    return redirect(url_for("counter.member", member_id=member_id))
+
+
+@bp.post("/members/<int:member_id>/vip")
+@login_required(Role.CASHIER)
+def vip_sale(member_id: int) -> Response:
+    """Sell a paid membership: the plan the customer paid for at the till, once per form."""
+    db = get_session()
+    plan_id = request.form.get("plan_id", type=an_id)
+    if plan_id is None:
+        flash("Chọn gói VIP khách mua.", "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    tz = get_settings().tz
+    try:
+        sale = sell_vip(
+            db,
+            member_id,
+            plan_id,
+            key=f"counter-vip:{_op()}",
+            by=counter_actor(),
+            now=_now(),
+            tz=tz,
+            bill_ref=request.form.get("vip_bill_ref", "").strip()[:120] or None,
+        )
+    except (vip.VipUnavailable, MemberBlocked) as exc:
+        db.rollback()
+        flash("Gói VIP này đã ngừng bán." if isinstance(exc, vip.VipUnavailable) else message(exc), "error")
+        return redirect(url_for("counter.member", member_id=member_id))
+    db.commit()
+    until = fmt.day(sale.membership.ends_at, tz)
+    flash(f"Đã bán {sale.plan.name} ({fmt.vnd(sale.membership.price)}): hạng {sale.tier.name} đến {until}.", "success")
     return redirect(url_for("counter.member", member_id=member_id))
 
 
