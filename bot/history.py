@@ -19,6 +19,7 @@ KIND_LABELS = {
     EntryKind.REFERRAL_BONUS: "Thưởng giới thiệu",
     EntryKind.PAY: "Trừ vào hóa đơn",
     EntryKind.BONUS: "Thưởng",
+    EntryKind.DONATE: "Ủng hộ",
 }
 
 

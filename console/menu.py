@@ -48,6 +48,7 @@ MENU: tuple[tuple[str, tuple[Item, ...]], ...] = (
             Item("catalog.rewards", "Quà", frozenset({OWNER, MARKETER})),
             Item("stamp_cards.index", "Thẻ tem", frozenset({OWNER, MARKETER})),
             Item("vip_plans.index", "Gói VIP", frozenset({OWNER, MARKETER})),
+            Item("causes.index", "Ủng hộ", frozenset({OWNER, MARKETER})),
             Item("catalog.promotions", "Khuyến mãi", frozenset({OWNER, MARKETER})),
         ),
     ),

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
 from models.base import Base, Model, insert_ignore, lock_row, rows_updated, utcnow
+from models.charity import Cause, Donation
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
 from models.events import EventStatus, WebhookEvent
 from models.loyalty import (
@@ -40,6 +41,8 @@ from models.zalo import (
 )
 
 __all__ = [
+    "Cause",
+    "Donation",
     "VipMembership",
     "VipPlan",
     "MemberStampCard",

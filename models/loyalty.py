@@ -61,6 +61,7 @@ class EntryKind(enum.StrEnum):
     REFERRAL_BONUS = "referral_bonus"
     PAY = "pay"  # points paying part of a bill at the till (loyalty.payments)
     BONUS = "bonus"  # a sign-up or profile bonus (loyalty.bonuses)
+    DONATE = "donate"  # points given to a cause (loyalty.charity)
 
 
 class ActorType(enum.StrEnum):

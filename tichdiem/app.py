@@ -165,6 +165,7 @@ def _register_blueprints(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from console.admin.catalog import bp as catalog_bp
+    from console.admin.charity import bp as causes_bp
     from console.admin.connect import bp as connect_bp
     from console.admin.privacy import bp as privacy_bp
     from console.admin.stamps import bp as stamp_cards_bp
@@ -207,6 +208,7 @@ def _register_blueprints(app: Flask) -> None:
         catalog_bp,
         stamp_cards_bp,
         vip_plans_bp,
+        causes_bp,
         team_bp,
         transfer_bp,
     )
