@@ -37,6 +37,7 @@ MENU: tuple[tuple[str, tuple[Item, ...]], ...] = (
         (
             Item("admin.home", "Tổng quan", frozenset({OWNER, MARKETER}), exact=True),
             Item("admin.members", "Thành viên", frozenset({OWNER, MARKETER})),
+            Item("results.index", "Hiệu quả", frozenset({OWNER, MARKETER})),
             Item("transfer.import_members", "Nhập / xuất", frozenset({OWNER, MARKETER})),
         ),
     ),

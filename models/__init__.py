@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
 from models.base import Base, Model, insert_ignore, lock_row, rows_updated, utcnow
+from models.bills import WalkInBill
 from models.charity import Cause, Donation
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
 from models.events import EventStatus, WebhookEvent
@@ -21,7 +22,7 @@ from models.loyalty import (
     Voucher,
     VoucherStatus,
 )
-from models.marketing import Broadcast, BroadcastStatus, ImportStatus, MemberImport
+from models.marketing import Broadcast, BroadcastResult, BroadcastStatus, ImportStatus, MemberImport
 from models.outbox import OutboxMessage, OutboxStatus
 from models.privacy import Consent, ConsentState, DataRequest, PrivacyNotice, RequestKind, RequestStatus
 from models.shop import SHOP_ROW, ShopProfile
@@ -41,6 +42,8 @@ from models.zalo import (
 )
 
 __all__ = [
+    "BroadcastResult",
+    "WalkInBill",
     "Cause",
     "Donation",
     "VipMembership",

@@ -77,3 +77,16 @@ class MemberImport(Model):
     created_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class BroadcastResult(Model):
+    """A broadcast's results once its 7-day window closed (they cannot change after): computed once, read after.
+
+    `figures`: {"recipients", "reached", "bought", "compared": [n, bought] | null, "control": [n, bought] | null}.
+    Vouchers used are not kept here: a gift may still be used later."""
+
+    __tablename__ = "broadcast_results"
+
+    broadcast_id: Mapped[int] = mapped_column(BigId, ForeignKey("broadcasts.id"), unique=True)
+    figures: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

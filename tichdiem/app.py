@@ -168,6 +168,7 @@ def _register_blueprints(app: Flask) -> None:
     from console.admin.charity import bp as causes_bp
     from console.admin.connect import bp as connect_bp
     from console.admin.privacy import bp as privacy_bp
+    from console.admin.results import bp as results_bp
     from console.admin.stamps import bp as stamp_cards_bp
     from console.admin.stores import bp as stores_bp
     from console.admin.templates import bp as templates_bp
@@ -209,6 +210,7 @@ def _register_blueprints(app: Flask) -> None:
         stamp_cards_bp,
         vip_plans_bp,
         causes_bp,
+        results_bp,
         team_bp,
         transfer_bp,
     )

@@ -13,7 +13,7 @@ from loyalty import earning, rewards
 from loyalty.consent import record_consent
 from loyalty.members import create_member
 from loyalty.program import ProgramRules, Promotion, save_rules
-from models import Reward, Staff, StampCard, Store, Tier, ZaloTemplate
+from models import Cause, Member, Reward, Staff, StampCard, Store, Tier, VipPlan, ZaloTemplate
 from tichdiem.config import Settings
 
 DEMO_PASSWORD = "demo1234"
@@ -100,6 +100,7 @@ def seed_demo(session: Session, now: datetime) -> bool:
         session.flush()
     _seed_templates(session, now)
     _seed_members(session, rules, now)
+    _seed_results(session, rules, now)
     return True
 
 
@@ -156,3 +157,42 @@ def _seed_members(session: Session, rules: ProgramRules, now: datetime) -> None:
             )
         if index == 0 and coffee is not None:
             rewards.redeem(session, member.id, coffee.id, key=f"demo:redeem:{index}", now=now - timedelta(days=10))
+
+
+def _seed_results(session: Session, rules: ProgramRules, now: datetime) -> None:
+    """A year of history so the results page (Hiệu quả) shows something real: customers joining month after
+    month, coming back or not, walk-in bills, a VIP plan with a sale, a cause with a donation."""
+    from zoneinfo import ZoneInfo
+
+    from loyalty import charity, vip
+    from loyalty.bills import record_walk_in
+
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    for n in range(36):
+        joined = now - timedelta(days=10 * n + 5)
+        member = create_member(session, now=joined, name=f"Khách mẫu {n + 1}", source="counter")
+        for visit in range(n % 5):  # 0 to 4 visits, 12 days apart
+            when = joined + timedelta(days=12 * visit)
+            if when < now:
+                amount = 45_000 + 15_000 * ((n + visit) % 4)
+                earning.earn(session, member.id, amount, key=f"demo:r:{n}:{visit}", rules=rules, tz=tz, now=when)
+    for n in range(40):
+        amount = 35_000 + 5_000 * (n % 7)
+        record_walk_in(session, amount, key=f"demo:walk-in:{n}", now=now - timedelta(days=2 * n + 1), store_id=None)
+    gold = session.scalar(select(Tier).where(Tier.name == "Vàng"))
+    mai = session.scalar(select(Member).where(Member.phone == "84903333333"))
+    if gold is not None and mai is not None:
+        plan = VipPlan(
+            name="VIP Vàng 6 tháng", price=299_000, duration_days=180, tier_id=gold.id, benefits="Tích điểm x1,5"
+        )
+        cause = Cause(
+            name="Áo ấm cho em vùng cao",
+            description="Mỗi 1.000 điểm = 1 áo ấm. Quán góp thêm bằng số điểm khách tặng, tối đa 2.000 điểm.",
+            goal_points=5_000,
+            match_pct=100,
+            match_cap_points=2_000,
+        )
+        session.add_all([plan, cause])
+        session.flush()
+        vip.sell(session, mai.id, plan.id, key="demo:vip", now=now - timedelta(days=20), by="demo")
+        charity.donate(session, mai.id, cause.id, 30, key="demo:donate", now=now, today=now.astimezone(tz).date())

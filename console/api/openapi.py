@@ -112,6 +112,25 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/bills": {
+                "post": {
+                    "summary": "Record a bill of a customer who is not a member (no points; counted in the owner's "
+                    "results: members' share of revenue)",
+                    "parameters": [IDEMPOTENCY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BillRequest"}}},
+                    },
+                    "responses": {
+                        "201": _ok("BillResult"),
+                        "200": _ok("BillResult", "replay of an earlier request"),
+                        "400": _error("`bad_request`"),
+                        "401": UNAUTHORIZED,
+                        "409": _error("`idempotency_conflict`"),
+                        "422": _error("`invalid_amount`, `validation_error`, `missing_idempotency_key`"),
+                    },
+                }
+            },
             "/vip-plans": {
                 "get": {
                     "summary": "The paid membership plans on sale",
@@ -334,6 +353,22 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         "balance": {"type": "integer"},
                         "replayed": {"type": "boolean"},
                         "member": {"$ref": "#/components/schemas/Member"},
+                    },
+                },
+                "BillRequest": {
+                    "type": "object",
+                    "required": ["amount"],
+                    "properties": {
+                        "amount": {"type": "integer", "minimum": 1, "maximum": 2_000_000_000},
+                        "bill_ref": {"type": "string"},
+                    },
+                },
+                "BillResult": {
+                    "type": "object",
+                    "properties": {
+                        "bill_id": {"type": "integer"},
+                        "amount": {"type": "integer"},
+                        "replayed": {"type": "boolean"},
                     },
                 },
                 "VipPlans": {

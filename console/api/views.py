@@ -33,6 +33,7 @@ from console.staff import verify_api_key
 from console.throttle import code_guesses
 from loyalty import errors, vip
 from loyalty import rewards as reward_rules
+from loyalty.bills import record_walk_in
 from loyalty.cards import InvalidCard, member_from_token
 from loyalty.claims import find_claim
 from loyalty.codes import pretty_voucher_code
@@ -179,6 +180,29 @@ def reverse_stamps(stamp_id: int) -> tuple[Response, int]:
     taken = [{"stamp_card_id": u.card.id, "taken": u.taken, "kept": u.kept} for u in unstamped]
     cancelled = [u.voucher_cancelled.code for u in unstamped if u.voucher_cancelled]
     return jsonify({"stamps": taken, "vouchers_cancelled": cancelled}), 200
+
+
+@bp.post("/bills")
+@api_key_required
+def walk_in_bill() -> tuple[Response, int]:
+    """A bill of a customer who is not a member (no points): the owner's results count every bill."""
+    body = _json()
+    amount = _int(body, "amount")
+    db = get_session()
+    bill, replayed = record_walk_in(
+        db,
+        amount,
+        key=_idempotency_key(),
+        now=utcnow(),
+        store_id=g.api_key.store_id,
+        bill_ref=_str(body, "bill_ref"),
+        channel="pos",
+        by=_actor().actor,
+    )
+    if replayed and bill.amount != amount:
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different bill")
+    db.commit()
+    return jsonify({"bill_id": bill.id, "amount": bill.amount, "replayed": replayed}), 200 if replayed else 201
 
 
 @bp.get("/vip-plans")

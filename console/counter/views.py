@@ -35,6 +35,7 @@ from console.qr import qr_svg
 from console.throttle import code_guesses
 from loyalty import format as fmt
 from loyalty import rewards, stamps, vip
+from loyalty.bills import record_walk_in
 from loyalty.cards import InvalidCard, RevokedCard, member_from_token
 from loyalty.codes import pretty_voucher_code
 from loyalty.consent import record_consent
@@ -70,7 +71,7 @@ def home() -> str:
         {"stamp": s, "member": db.get(Member, s.member_id), "card": db.get(StampCard, s.stamp_card_id)}
         for s in recent_stamp_only_visits(db, actor.store_id)
     ]
-    return render_template("console/counter.html", rows=rows, stamp_rows=stamp_rows)
+    return render_template("console/counter.html", rows=rows, stamp_rows=stamp_rows, op=uuid.uuid4().hex)
 
 
 @bp.post("/find")
@@ -302,6 +303,34 @@ def reverse(entry_id: int) -> Response:
         return redirect(url_for("counter.home"))
     db.commit()
     flash("Đã hoàn điểm của hóa đơn." if undo is reverse_earn else "Đã trả lại điểm đã trừ vào hóa đơn.", "success")
+    return redirect(url_for("counter.home"))
+
+
+@bp.post("/bills")
+@login_required(Role.CASHIER)
+def walk_in_bill() -> Response:
+    """A bill of a customer who is not a member: no points, only counted in the owner's results."""
+    db = get_session()
+    actor = counter_actor()
+    try:
+        amount = parse_amount(request.form.get("walk_in_amount", ""))
+        bill, replayed = record_walk_in(
+            db,
+            amount,
+            key=f"counter-bill:{_op()}",
+            now=_now(),
+            store_id=actor.store_id,
+            bill_ref=request.form.get("walk_in_ref", "").strip()[:120] or None,
+            by=actor.actor,
+        )
+    except (BadInput, InvalidAmount):
+        db.rollback()
+        flash(BAD_AMOUNT, "error")
+        return redirect(url_for("counter.home"))
+    if not replayed:
+        audit(db, actor, "walk_in_bill", _now(), details={"bill_id": bill.id, "amount": amount})
+    db.commit()
+    flash(f"Đã ghi hóa đơn khách lẻ {fmt.vnd(bill.amount)}.", "success")
     return redirect(url_for("counter.home"))
 
 
