@@ -5,6 +5,7 @@ back to the tier the points earn. Double clicks and retries sell once. Both data
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -22,6 +23,7 @@ from tests.helpers import ZaloFake, run_jobs, seed_shop
 
 UID = "8958041078911298472"
 DAY = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @pytest.fixture
@@ -92,6 +94,10 @@ def test_the_cashier_sells_a_plan_once_and_the_member_holds_its_tier(
     texts = [m["message"]["text"] for m in zalo.sent_messages()]
     assert texts[0].startswith("🎖️ Chào mừng bạn đến với VIP Vàng 6 tháng! Bạn giữ hạng Vàng đến ngày ")
     assert texts[0].endswith("Quyền lợi: x1,5 điểm")
+    from tests.helpers import Chat
+
+    balance = Chat(app, zalo).say("điểm")[0]["text"]
+    assert f"Hạng: Vàng (VIP đến {membership.ends_at.astimezone(TZ):%d/%m/%Y})" in balance
     missing = cashier.post(f"/counter/members/{lan.id}/vip", {"op": "op-2"}, follow_redirects=True)
     assert "Chọn gói VIP khách mua." in text_of(missing)
 

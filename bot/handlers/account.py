@@ -11,7 +11,7 @@ from bot.router import Bot, Context
 from bot.state import clear_state, set_state, step_token
 from bot.text import fold
 from loyalty import format as fmt
-from loyalty import ledger, rewards, tiers
+from loyalty import ledger, rewards, tiers, vip
 from loyalty.codes import pretty_voucher_code
 from loyalty.errors import InsufficientPoints, MemberBlocked, RewardUnavailable
 from models import Reward, Tier
@@ -40,6 +40,7 @@ def on_balance(ctx: Context) -> list[Reply]:
     assert member is not None
     progress = tiers.progress(ctx.session, member, ctx.rules.tier_window_start(ctx.now))
     soon = ledger.expiring(ctx.session, member.id, until=ctx.now + EXPIRY_NOTICE, tz=ctx.config.tz)
+    paid = vip.current_membership(ctx.session, member.id, ctx.now)
     return [
         reply(
             "balance",
@@ -49,6 +50,7 @@ def on_balance(ctx: Context) -> list[Reply]:
             next_tier=progress.next.name if progress.next else None,
             missing=fmt.points(progress.missing),
             expiring=[(day.strftime("%d/%m/%Y"), fmt.points(pts)) for day, pts in soon],
+            vip_until=fmt.day(paid.ends_at, ctx.config.tz) if paid else None,
         )
     ]
 
