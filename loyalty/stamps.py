@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from loyalty import ledger, rewards
@@ -161,17 +161,26 @@ def member_cards(session: Session, member_id: int, now: datetime) -> list[tuple[
     return shown
 
 
-def stamped_bill_at(session: Session, bill_ref: str, store_id: int | None) -> datetime | None:
-    """When this store's bill number was last stamped and not refunded (a stamp-only shop's duplicate check)."""
+def _stamped_bill(store: bool) -> Any:
+    """Built once per shape with bound parameters (see earning.check_bill_not_credited)."""
     reversal = aliased(Stamp, name="reversal")
     refunded = select(reversal.id).where(reversal.reverses_id == Stamp.id).exists()
-    stmt = select(Stamp.created_at).where(
-        Stamp.kind == StampKind.STAMP,
-        Stamp.bill_ref == bill_ref,
-        Stamp.store_id.is_(None) if store_id is None else Stamp.store_id == store_id,
-        ~refunded,
+    where_store = Stamp.store_id == bindparam("store_id") if store else Stamp.store_id.is_(None)
+    return (
+        select(Stamp.created_at)
+        .where(Stamp.kind == StampKind.STAMP, Stamp.bill_ref == bindparam("bill_ref"))
+        .where(where_store, ~refunded)
+        .limit(1)
     )
-    return session.scalars(stmt.limit(1)).first()
+
+
+_STAMPED_BILL = {True: _stamped_bill(True), False: _stamped_bill(False)}
+
+
+def stamped_bill_at(session: Session, bill_ref: str, store_id: int | None) -> datetime | None:
+    """When this store's bill number was last stamped and not refunded (a stamp-only shop's duplicate check)."""
+    stmt = _STAMPED_BILL[store_id is not None]
+    return session.scalars(stmt, {"bill_ref": bill_ref, "store_id": store_id}).first()
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Stamp(Model):
     __tablename__ = "stamps"
     __table_args__ = (
         Index("ix_stamps_visit_key", "visit_key"),
+        Index("ix_stamps_bill_ref", "bill_ref"),  # a stamp-only shop's duplicate-bill check
         Index("ix_stamps_member_id_id", "member_id", "id"),
         Index("ix_stamps_stamp_card_id_created_at", "stamp_card_id", "created_at"),
     )
