@@ -149,3 +149,9 @@ class DuplicateBill(LoyaltyError):
         super().__init__(f"bill {bill_ref} was already credited")
         self.bill_ref = bill_ref
         self.credited_at = credited_at
+
+
+class KeyReused(LoyaltyError):
+    """An idempotency key that already did something else (another member's bill): refused, nothing written."""
+
+    code = "idempotency_conflict"

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from loyalty import ledger, rewards
+from loyalty.errors import KeyReused
 from loyalty.locks import lock_member
 from loyalty.text import fold
 from models import (
@@ -128,8 +129,12 @@ def stamp_bill(
 
 
 def visit_progress(session: Session, member_id: int, visit_key: str) -> list[StampProgress]:
-    """What a bill already stamped (empty if nothing): a retried request answers with it, stamping nothing."""
-    return _replayed(session, member_id, _visit_rows(session, visit_key))
+    """What a bill already stamped (empty if nothing): a retried request answers with it, stamping nothing.
+    Raises KeyReused if the key stamped another member's bill."""
+    rows = _visit_rows(session, visit_key)
+    if any(row.member_id != member_id for row in rows):
+        raise KeyReused(visit_key)
+    return _replayed(session, member_id, rows)
 
 
 def unstamp_visit(session: Session, visit_key: str, *, now: datetime, actor: ledger.Actor) -> list[Unstamped]:

@@ -376,6 +376,16 @@ def test_the_pos_api_stamps_by_items_once_and_refunds_a_stamp_only_bill(
     }
     retry = post("/earns", "e-1", **body)
     assert retry.status_code == 200 and retry.json["replayed"] and retry.json["stamps"][0]["stamps"] == 3
+    other_member = create_member(session, now=T0, name="Khoa", phone="84912000111")
+    session.commit()
+    reused = post("/earns", "e-1", **{**body, "phone": "0912000111"})  # the key of Lan's bill, for Khoa
+    assert reused.status_code == 409 and reused.json["error"]["code"] == "idempotency_conflict"
+    assert (
+        session.scalar(
+            select(func.count()).select_from(MemberStampCard).where(MemberStampCard.member_id == other_member.id)
+        )
+        == 0
+    )
     assert post("/earns", "e-2", **{**body, "items": {"Cà phê": -1}}).status_code == 422
     assert post("/earns", "e-3", **{**body, "items": ["Cà phê"]}).status_code == 422
     refund = post(f"/stamps/{stamped['stamp_id']}/reverse")

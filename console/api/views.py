@@ -56,6 +56,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     errors.AlreadyReversed: (409, "already_reversed"),
     errors.NotReversible: (409, "not_reversible"),
     errors.DuplicateBill: (409, "duplicate_bill"),
+    errors.KeyReused: (409, "idempotency_conflict"),
     errors.VoucherNotFound: (404, "voucher_not_found"),
     errors.VoucherUsed: (409, "voucher_used"),
     errors.VoucherCancelled: (409, "voucher_cancelled"),
