@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import buttons, history
+from bot import buttons, confirm, history
+from bot.confirm import NO, YES
 from bot.handlers.membership import members_only, tier_name
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
-from bot.state import clear_state, set_state, step_token
+from bot.state import set_state
 from bot.text import fold
 from loyalty import format as fmt
 from loyalty import ledger, rewards, tiers, vip
@@ -20,8 +21,6 @@ HISTORY_LENGTH = 10
 EXPIRY_NOTICE = timedelta(days=30)
 CONFIRM_TTL = timedelta(minutes=10)
 CONFIRM_REDEEM = "confirm_redeem"
-YES = ("có", "co", "ok", "yes", "đồng ý", "xác nhận", "đổi luôn")
-NO = ("không", "khong", "ko", "no", "hủy", "thôi", "không đổi")
 
 
 def register(bot: Bot) -> None:
@@ -153,24 +152,16 @@ def on_redeem(ctx: Context) -> list[Reply]:
 
 def on_confirm_step(ctx: Context) -> list[Reply] | None:
     """The answer to "trả lời CÓ để đổi": yes redeems, no cancels, anything else drops the question."""
-    state, user = ctx.state, ctx.user
-    assert state is not None and user is not None
-    answer = fold(ctx.text)
-    if answer in {fold(w) for w in NO}:
-        clear_state(ctx.session, user.user_id)
+    said = confirm.answer(ctx)
+    if said.kind == "no":
         return [reply("redeem_cancelled", buttons=(buttons.REWARDS,))]
-    if answer not in {fold(w) for w in YES}:
-        clear_state(ctx.session, user.user_id)
+    if said.kind == "other":
         return None  # a new command: answer it normally
-    # The key is the pending question's token: a retried job or a second tap on CÓ cannot redeem twice,
-    # and the next question (even in a reused row) has a new one.
-    token = step_token(state)
-    reward_id = int(state.data["reward_id"])
-    clear_state(ctx.session, user.user_id)
-    member = ctx.member
-    if member is None or token is None:
+    reward_id = int(said.data["reward_id"])
+    member, user = ctx.member, ctx.user
+    if member is None or user is None or said.token is None:
         return [reply("nothing_pending")]
-    key = f"chat-redeem:{user.user_id}:{token}"
+    key = f"chat-redeem:{user.user_id}:{said.token}"
     reward = ctx.session.get(Reward, reward_id)
     try:
         result = rewards.redeem(ctx.session, member.id, reward_id, key=key, now=ctx.now)

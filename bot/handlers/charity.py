@@ -6,13 +6,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot import buttons
-from bot.handlers.account import NO, YES
+from bot import buttons, confirm
 from bot.handlers.membership import members_only
 from bot.replies import Reply, reply
 from bot.router import Bot, Context
-from bot.state import clear_state, set_state, step_token
-from bot.text import fold
+from bot.state import set_state
 from loyalty import charity
 from loyalty import format as fmt
 from loyalty.errors import InsufficientPoints, MemberBlocked
@@ -60,20 +58,14 @@ def on_donate(ctx: Context) -> list[Reply]:
 
 def on_confirm_step(ctx: Context) -> list[Reply] | None:
     """The answer to "trả lời CÓ để ủng hộ": yes gives the points (once: keyed by the question), no cancels."""
-    state, user = ctx.state, ctx.user
-    assert state is not None and user is not None
-    answer = fold(ctx.text)
-    if answer in {fold(w) for w in NO}:
-        clear_state(ctx.session, user.user_id)
+    said = confirm.answer(ctx)
+    if said.kind == "no":
         return [reply("charity_cancelled")]
-    if answer not in {fold(w) for w in YES}:
-        clear_state(ctx.session, user.user_id)
+    if said.kind == "other":
         return None
-    token = step_token(state)
-    cause_id, points = int(state.data["cause_id"]), int(state.data["points"])
-    clear_state(ctx.session, user.user_id)
-    member = ctx.member
-    if member is None or token is None:
+    cause_id, points, token = int(said.data["cause_id"]), int(said.data["points"]), said.token
+    member, user = ctx.member, ctx.user
+    if member is None or user is None or token is None:
         return [reply("nothing_pending")]
     today = ctx.now.astimezone(ctx.config.tz).date()
     try:

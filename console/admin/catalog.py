@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.counter.operations import audit
+from console.counter.operations import audit, save_changes
 from console.forms import read_date, read_int
 from loyalty.program import Promotion, load_rules, save_rules
 from models import Member, Reward, Role, Tier, TierEvent, Voucher, utcnow
@@ -94,13 +94,7 @@ def reward(reward_id: int | None) -> str | Response:
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
             target = existing or Reward(created_at=utcnow())
-            before = {k: _plain(getattr(target, k, None)) for k in REWARD_FIELDS} if existing else {}
-            for key, value in fields.items():
-                setattr(target, key, value)
-            db.add(target)
-            db.flush()
-            diff = {k: [before.get(k), _plain(v)] for k, v in fields.items() if before.get(k) != _plain(v)}
-            audit(db, counter_actor(), "reward_change", utcnow(), details={"reward_id": target.id, **diff})
+            save_changes(db, counter_actor(), target, fields, action="reward_change")
             db.commit()
             flash(f"Đã lưu quà “{target.name}”.", "success")
             return redirect(url_for("catalog.rewards"))
@@ -286,7 +280,3 @@ def _reward_values(reward: Reward, tz: Any) -> dict[str, Any]:
     until = reward.active_until
     values["active_until"] = (until.astimezone(tz) - timedelta(days=1)).date().isoformat() if until else ""
     return values
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -10,7 +10,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.counter.operations import audit
+from console.counter.operations import save_changes
 from console.forms import read_date, read_int
 from console.throttle import public_pages
 from loyalty import charity
@@ -52,13 +52,7 @@ def edit(cause_id: int | None) -> str | Response:
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
             cause = existing or Cause(created_at=utcnow())
-            before = {k: getattr(cause, k, None) for k in FIELDS} if existing else {}
-            for key, value in fields.items():
-                setattr(cause, key, value)
-            db.add(cause)
-            db.flush()
-            diff = {k: [str(before.get(k)), str(v)] for k, v in fields.items() if before.get(k) != v}
-            audit(db, counter_actor(), "cause_change", utcnow(), details={"cause_id": cause.id, **diff})
+            save_changes(db, counter_actor(), cause, fields, action="cause_change")
             db.commit()
             flash(f"Đã lưu chương trình “{cause.name}”.", "success")
             return redirect(url_for("causes.index"))

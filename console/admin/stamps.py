@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.counter.operations import audit
+from console.counter.operations import save_changes
 from console.forms import read_int
 from loyalty.stamps import MAX_STAMPS_NEEDED, figures
 from models import MemberStampCard, Reward, Role, StampCard, Store, utcnow
@@ -71,13 +71,7 @@ def edit(card_id: int | None) -> str | Response:
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
             card = existing or StampCard(created_at=utcnow())
-            before = {k: getattr(card, k, None) for k in FIELDS} if existing else {}
-            for key, value in fields.items():
-                setattr(card, key, value)
-            db.add(card)
-            db.flush()
-            diff = {k: [before.get(k), v] for k, v in fields.items() if before.get(k) != v}
-            audit(db, counter_actor(), "stamp_card_change", utcnow(), details={"stamp_card_id": card.id, **diff})
+            save_changes(db, counter_actor(), card, fields, action="stamp_card_change")
             db.commit()
             flash(f"Đã lưu thẻ tem “{card.name}”.", "success")
             return redirect(url_for("stamp_cards.index"))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
-from console.counter.operations import audit
+from console.counter.operations import save_changes
 from console.forms import read_int
 from loyalty import vip
 from models import Member, Role, Tier, VipMembership, VipPlan, utcnow
@@ -63,13 +63,7 @@ def edit(plan_id: int | None) -> str | Response:
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
             plan = existing or VipPlan(created_at=utcnow())
-            before = {k: getattr(plan, k, None) for k in FIELDS} if existing else {}
-            for key, value in fields.items():
-                setattr(plan, key, value)
-            db.add(plan)
-            db.flush()
-            diff = {k: [before.get(k), v] for k, v in fields.items() if before.get(k) != v}
-            audit(db, counter_actor(), "vip_plan_change", utcnow(), details={"vip_plan_id": plan.id, **diff})
+            save_changes(db, counter_actor(), plan, fields, action="vip_plan_change")
             db.commit()
             flash(f"Đã lưu gói “{plan.name}”.", "success")
             return redirect(url_for("vip_plans.index"))

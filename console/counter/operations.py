@@ -7,7 +7,7 @@ in the caller's transaction; the notification's delivery job starts when the cal
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ from models import (
     StampKind,
     Tier,
     Voucher,
+    utcnow,
 )
 from zalo.messages import text_message
 
@@ -452,3 +453,21 @@ def voucher_view(session: Session, voucher: Voucher) -> dict[str, Any]:
     reward = session.get(Reward, voucher.reward_id)
     member = session.get(Member, voucher.member_id)
     return {"voucher": voucher, "reward": reward, "member": member, "code": pretty_voucher_code(voucher.code)}
+
+
+def save_changes(session: Session, by: CounterActor, target: Any, fields: dict[str, Any], *, action: str) -> None:
+    """A console form's validated `fields` written onto `target` (a new row, or one being edited) and one audit
+    row with what changed, `{field: [before, after]}` (dates as ISO text), under `<table>_id`."""
+    new = target.id is None
+    before = {} if new else {k: _plain(getattr(target, k, None)) for k in fields}
+    for key, value in fields.items():
+        setattr(target, key, value)
+    session.add(target)
+    session.flush()
+    diff = {k: [before.get(k), _plain(v)] for k, v in fields.items() if before.get(k) != _plain(v)}
+    ref = f"{target.__tablename__.removesuffix('s')}_id"
+    audit(session, by, action, utcnow(), details={ref: target.id, **diff})
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
