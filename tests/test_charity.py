@@ -95,7 +95,7 @@ def test_with_several_causes_the_member_picks_one_by_number(
     session.commit()
     chat = Chat(app, zalo)
     listing = chat.texts(chat.say("ủng hộ 30"))[0]  # which one?
-    assert "2. Sách cho thư viện: 0 điểm, 0 người ủng hộ" in listing and "Đã xong" not in listing
+    assert "\n2. Sách cho thư viện: 0 điểm, 0 người ủng hộ\n" in listing and "Đã xong" not in listing
     assert 'thêm "số 2" để chọn chương trình' in listing
     assert "“Sách cho thư viện”" in chat.texts(chat.say("ủng hộ 30 số 2"))[0]
     chat.say("CÓ")
