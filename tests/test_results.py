@@ -107,16 +107,27 @@ def test_a_broadcast_is_compared_with_similar_members_who_did_not_get_it(session
         )
     session.commit()
     buy(session, people[0], 70_000, sent + timedelta(days=2), "after0")
+    first = people[0].id  # the message also reminded her to use her points
+    ledger.adjust(session, first, 100, key="g0", reason="tặng", actor=ledger.SYSTEM, now=sent, expires_at=None)
+    rewards.redeem(session, first, shop["rewards"]["Cà phê sữa đá"].id, key="r0", now=sent + timedelta(days=3))
+    session.commit()
     buy(session, people[1], 70_000, sent + timedelta(days=3), "after1")
     buy(session, people[4], 70_000, sent + timedelta(days=1), "after4")
     r = results.results(session, results.period_from({"days": "30"}, now, TZ), now, TZ)
     (shown,) = [x for x in r.messages if x.name == "Cuối tuần x2"]
-    assert (shown.recipients, shown.reached, shown.bought) == (3, 3, 2)
+    assert (shown.recipients, shown.reached, shown.bought, shown.points_spent) == (3, 3, 2, 100)
     assert shown.compared == (3, 2) and shown.control == (3, 1)
     # Its 7-day window closed: the figures are kept, and read from there next time (a later purchase is not
     # the broadcast's doing any more).
     kept = session.scalars(select(BroadcastResult)).one()
-    assert kept.figures == {"recipients": 3, "reached": 3, "bought": 2, "compared": [3, 2], "control": [3, 1]}
+    assert kept.figures == {
+        "recipients": 3,
+        "reached": 3,
+        "bought": 2,
+        "points_spent": 100,
+        "compared": [3, 2],
+        "control": [3, 1],
+    }
     buy(session, people[2], 70_000, now, "late")
     again = results.results(session, results.period_from({"days": "30"}, now, TZ), now, TZ)
     assert [x for x in again.messages if x.name == "Cuối tuần x2"][0].bought == 2

@@ -56,6 +56,7 @@ RESPONSE_WINDOW = timedelta(days=7)  # "bought within 7 days" of a message
 LOOKBACK = timedelta(days=90)  # similar members: bought in the 90 days before the message
 MONTHS_SHOWN = 12
 BROADCASTS_SHOWN = 10
+SPENDING = (EntryKind.REDEEM, EntryKind.PAY, EntryKind.DONATE)
 CACHE_SECONDS = 300
 AUTOMATIONS = {  # outbox key prefix -> what the owner calls it
     "birthday": "Chúc mừng sinh nhật",
@@ -142,6 +143,7 @@ class MessageResult:
     reached: int
     bought: int  # recipients who bought within 7 days
     vouchers_used: int
+    points_spent: int = 0  # by recipients within 7 days of their message (vouchers, bills, donations)
     compared: tuple[int, int] | None = None  # (recipients recently active, of whom bought)
     control: tuple[int, int] | None = None  # (similar members not sent, of whom bought)
 
@@ -385,6 +387,7 @@ def _broadcast_result(session: Session, broadcast: Broadcast, now: datetime) -> 
         int(figures["reached"]),
         int(figures["bought"]),
         int(used or 0),
+        points_spent=int(figures.get("points_spent", 0)),
         compared=(int(compared[0]), int(compared[1])) if compared else None,
         control=(int(control[0]), int(control[1])) if control else None,
     )
@@ -392,8 +395,13 @@ def _broadcast_result(session: Session, broadcast: Broadcast, now: datetime) -> 
 
 def _broadcast_figures(session: Session, broadcast: Broadcast) -> dict[str, Any]:
     rows = OutboxMessage.broadcast_id == broadcast.id
-    recipients, reached, buyers = session.execute(_reach(session, rows)).one()
-    figures: dict[str, Any] = {"recipients": int(recipients), "reached": int(reached), "bought": int(buyers)}
+    recipients, reached, buyers, spent = session.execute(_reach(session, rows)).one()
+    figures: dict[str, Any] = {
+        "recipients": int(recipients),
+        "reached": int(reached),
+        "bought": int(buyers),
+        "points_spent": int(spent),
+    }
     if broadcast.started_at is not None and recipients:
         figures |= _compared(session, rows, broadcast.started_at)
     return figures
@@ -441,27 +449,30 @@ def _automation_results(session: Session, period: Period) -> list[MessageResult]
             .select_from(Voucher)
             .where(Voucher.idempotency_key.like(f"{key}:%"), Voucher.status == VoucherStatus.USED)
         )
-        shown.append(MessageResult(name, None, int(row[0]), int(row[1]), int(row[2]), int(used or 0)))
+        shown.append(MessageResult(name, None, int(row[0]), int(row[1]), int(row[2]), int(used or 0), int(row[3])))
     return shown
 
 
 def _reach(session: Session, rows: ColumnElement[bool]) -> Any:
-    """Recipients (members with a Zalo account), reached, and who bought within 7 days of their own message."""
-    bought = (
-        select(LedgerEntry.id)
-        .where(
-            LedgerEntry.member_id == Member.id,
-            LedgerEntry.kind == EntryKind.EARN,
-            LedgerEntry.created_at >= OutboxMessage.created_at,
-            LedgerEntry.created_at < _plus(session, OutboxMessage.created_at, RESPONSE_WINDOW),
-        )
-        .exists()
+    """Recipients (members with a Zalo account), reached, who bought within 7 days of their own message, and the
+    points they spent in those 7 days."""
+    after = [
+        LedgerEntry.member_id == Member.id,
+        LedgerEntry.created_at >= OutboxMessage.created_at,
+        LedgerEntry.created_at < _plus(session, OutboxMessage.created_at, RESPONSE_WINDOW),
+    ]
+    bought = select(LedgerEntry.id).where(LedgerEntry.kind == EntryKind.EARN, *after).exists()
+    spent = (
+        select(func.coalesce(-func.sum(LedgerEntry.points), 0))
+        .where(LedgerEntry.kind.in_(SPENDING), *after)
+        .scalar_subquery()
     )
     return (
         select(
             func.count(distinct(Member.id)),
             func.count(distinct(case((OutboxMessage.status == OutboxStatus.SENT, Member.id)))),
             func.count(distinct(case((bought, Member.id)))),
+            func.coalesce(func.sum(spent), 0),
         )
         .select_from(OutboxMessage)
         .join(Member, Member.zalo_user_id == OutboxMessage.zalo_user_id)
