@@ -184,7 +184,7 @@ def results(session: Session, period: Period, now: datetime, tz: ZoneInfo) -> Re
     return Results(
         period=period,
         visits=seen,
-        points=points(session, period, now, tz),
+        points=points(session, period, now, tz, rules.point_value_vnd),
         members=member_counts(session, period, now, tz, rules.automations.lapsed_days, seen.members_buying),
         messages=message_results(session, period, now),
         cohorts=cohorts(session, period, now, tz),
@@ -272,7 +272,7 @@ def visits(session: Session, period: Period) -> Visits:
 # --- points --------------------------------------------------------------------------------------------
 
 
-def points(session: Session, period: Period, now: datetime, tz: ZoneInfo) -> Points:
+def points(session: Session, period: Period, now: datetime, tz: ZoneInfo, point_value: int) -> Points:
     in_period = [LedgerEntry.created_at >= period.start, LedgerEntry.created_at < period.end]
     if period.store_id is not None:
         in_period.append(LedgerEntry.store_id == period.store_id)
@@ -293,7 +293,7 @@ def points(session: Session, period: Period, now: datetime, tz: ZoneInfo) -> Poi
         paid=-int(by_kind.get(EntryKind.PAY, 0)),
         donated=-int(by_kind.get(EntryKind.DONATE, 0)),
         expired=-int(by_kind.get(EntryKind.EXPIRE, 0)),
-        liability=_liability(session, now, tz, load_rules(session).point_value_vnd),
+        liability=_liability(session, now, tz, point_value),
     )
 
 

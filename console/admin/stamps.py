@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from console.auth import counter_actor, login_required
@@ -66,7 +67,7 @@ def edit(card_id: int | None) -> str | Response:
             errors["reward_id"] = "Chọn quà khách nhận khi đủ tem."
         if fields["store_id"] is not None and db.get(Store, fields["store_id"]) is None:
             errors["store_id"] = "Cửa hàng không tồn tại."
-        if existing and fields.get("stamps_needed") != existing.stamps_needed and _has_stamps(existing):
+        if existing and fields.get("stamps_needed") != existing.stamps_needed and _has_stamps(db, existing):
             errors["stamps_needed"] = "Thẻ đã có khách tích tem: giữ số tem, hoặc tạm dừng thẻ này và tạo thẻ mới."
         values = {**request.form.to_dict(), "is_active": request.form.get("is_active") == "on"}
         if not errors:
@@ -116,6 +117,6 @@ def _read_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, errors
 
 
-def _has_stamps(card: StampCard) -> bool:
+def _has_stamps(db: Session, card: StampCard) -> bool:
     stmt = select(MemberStampCard.id).where(MemberStampCard.stamp_card_id == card.id).limit(1)
-    return get_session().scalar(stmt) is not None
+    return db.scalar(stmt) is not None

@@ -29,6 +29,12 @@ ENTRY_ID = {
     "required": True,
     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
 }
+# Who the request is for, in any write that names a member: one of these.
+MEMBER_BY = {
+    "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    "card": {"type": "string", "description": "scanned member card token"},
+    "phone": {"type": "string"},
+}
 UNAUTHORIZED = _error("missing or invalid X-Api-Key (code `unauthorized`)")
 
 
@@ -321,9 +327,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                             "for a group stamps one per item (up to its limit per bill); cards without a group "
                             "stamp every qualifying bill once",
                         },
-                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        "card": {"type": "string", "description": "scanned member card token"},
-                        "phone": {"type": "string"},
+                        **MEMBER_BY,
                     },
                 },
                 "PointPaymentRequest": {
@@ -338,9 +342,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                         },
                         "points": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
                         "bill_ref": {"type": "string", "description": "the store's bill number"},
-                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        "card": {"type": "string", "description": "scanned member card token"},
-                        "phone": {"type": "string"},
+                        **MEMBER_BY,
                     },
                 },
                 "PointPaymentResult": {
@@ -395,9 +397,7 @@ def _base_spec(server_url: str) -> dict[str, Any]:
                     "properties": {
                         "plan_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         "bill_ref": {"type": "string"},
-                        "member_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        "card": {"type": "string", "description": "scanned member card token"},
-                        "phone": {"type": "string"},
+                        **MEMBER_BY,
                     },
                 },
                 "VipSale": {
