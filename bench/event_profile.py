@@ -49,7 +49,7 @@ def main() -> None:
                 "message": {"text": "điểm", "msg_id": f"profile-{i}"},
                 "timestamp": str(1_764_000_000_000 + i),
             }
-            store_event(services.sessions, services.queue, parse_event(body), body)
+            store_event(services.sessions, parse_event(body), body)
         statements = [0]
         event.listen(
             services.sessions.kw["bind"],

@@ -166,7 +166,7 @@ def _lua(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=30000, help="distinct signed events (wrk must not run out)")
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10, help="with wrk: how long each app is loaded")
@@ -197,7 +197,7 @@ def main() -> None:
             stored = conn.scalar(select(func.count()).select_from(WebhookEvent))
         start = time.perf_counter()
         worker = subprocess.run(
-            [sys.executable, "-m", "tichdiem", "worker", "--burst", "--simple"],
+            [sys.executable, "-m", "tichdiem", "worker", "--burst", "--simple", "--processes", "4"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -208,6 +208,8 @@ def main() -> None:
         with engine.connect() as conn:
             processed = conn.scalar(select(func.count()).where(WebhookEvent.status == EventStatus.PROCESSED))
     accepted = ours["ok"] + (0 if use_wrk else 200)  # the warm-up requests were accepted too
+    if ours["total"] > len(bodies):
+        print(f"wrk sent {int(ours['total']):,} requests for {len(bodies):,} distinct events: raise --requests")
     print(
         f"webhook intake under gunicorn ({args.workers} workers x 4 threads), "
         f"{f'wrk -t2 -c{args.connections} for {args.seconds} s' if use_wrk else f'{args.threads} client threads'}, "

@@ -41,7 +41,7 @@ def _job_options(event_id: int) -> dict[str, Any]:
 def handle_event(event_id: int) -> str:
     """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
     context = current_services()
-    return _once_more_if_disconnected(lambda: _handle(context, event_id))
+    return once_more_if_disconnected(lambda: _handle(context, event_id))
 
 
 def _handle(context: Services, event_id: int) -> str:
@@ -53,7 +53,7 @@ def _handle(context: Services, event_id: int) -> str:
     return outcome
 
 
-def _once_more_if_disconnected(handle: Callable[[], T]) -> T:
+def once_more_if_disconnected(handle: Callable[[], T]) -> T:
     """A pooled connection the database server closed (a restart, a failover, connections cut) fails the first
     statement on it, and SQLAlchemy then throws the pool's old connections away. Every step of handling an
     event may run again (the bot's transaction rolled back or is found processed; a reply not sent is pending

@@ -6,14 +6,14 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Model, utcnow
 
 
 class EventStatus(enum.StrEnum):
-    RECEIVED = "received"  # stored, job enqueued (or to be drained)
+    RECEIVED = "received"  # stored, waiting for a worker's lane (jobs.lane) or a retry
     PROCESSED = "processed"  # bot ran, replies are in the outbox
     FAILED = "failed"  # last attempt raised; error holds the traceback
     IGNORED = "ignored"  # nothing to do for this event type
@@ -21,7 +21,16 @@ class EventStatus(enum.StrEnum):
 
 class WebhookEvent(Model):
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_status_received_at", "status", "received_at"),)
+    __table_args__ = (
+        Index("ix_webhook_events_status_received_at", "status", "received_at"),
+        # The lanes' queue: the waiting events in order of arrival, however long the table grows.
+        Index(
+            "ix_webhook_events_waiting",
+            "id",
+            postgresql_where=text("status = 'received'"),
+            sqlite_where=text("status = 'received'"),
+        ),
+    )
 
     # msg_id when Zalo gives one, else a hash of event name + user + timestamp (webhooks.intake).
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
@@ -33,4 +42,5 @@ class WebhookEvent(Model):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]  # a lane is handling it until then (jobs.lane); a dead lane's lapses
     pruned_at: Mapped[datetime | None]  # the body (names, phones) emptied after the retention period

@@ -9,6 +9,7 @@ import pytest
 from jobs.context import current_services, use_services
 from jobs.worker import make_worker
 from tests.conftest import TEST_SETTINGS
+from tichdiem import migrate
 from tichdiem.app import create_app
 
 
@@ -37,6 +38,7 @@ def test_two_apps_in_one_process_each_see_their_own(tmp_path: Path) -> None:
 def test_a_worker_performs_jobs_with_its_own_services(tmp_path: Path) -> None:
     first, second = _app(tmp_path, "first"), _app(tmp_path, "second")  # the second app was made last
     services = first.extensions["tichdiem"]
+    migrate.upgrade(services.engine)  # the worker looks for waiting events first
     job = services.queue.enqueue(report_shop_name)
     make_worker(services, simple=True).work(burst=True, logging_level="WARNING")
     job.refresh()

@@ -20,6 +20,7 @@ from rq.exceptions import SchedulerNotFound, StopRequested
 from rq.scheduler import RQScheduler
 from rq.worker import BaseWorker
 
+from jobs import lane
 from jobs.context import Services
 from jobs.worker import make_worker
 from tichdiem.config import QUEUE_NAME
@@ -44,14 +45,32 @@ def make_queue(connection: Redis) -> Queue:
 
 
 def run_worker(services: Services, *, burst: bool = False, simple: bool = False) -> None:
-    """The production worker (`tichdiem worker`): forks a work horse per job, runs the retry scheduler.
+    """The production worker (`tichdiem worker`): RQ's work loop with the retry scheduler, and the inbound lane
+    (`jobs.lane`) in a thread beside it.
 
-    `simple` runs jobs in the worker's own process (lower latency, no isolation between jobs).
+    `simple` runs jobs in the worker's own process (lower latency, no isolation between jobs); without it RQ
+    forks a work horse per job and the lane only turns waiting events into RQ jobs (see jobs.lane.Lane).
 
-    It survives Redis going away: RQ retries a dropped connection while waiting for jobs, and anything that
-    still ends the work loop (Redis restarted empty, an error between jobs) starts a new worker after a short,
-    growing pause, instead of exiting (under honcho one exiting process stops them all). Only a stop request
-    (SIGINT/SIGTERM) or `--burst` ends it. The scheduler (retries, delayed sends) is checked every
+    The lane needs only the database, so customers are answered while Redis is away; it stops with the worker
+    (SIGINT/SIGTERM), after the event in hand.
+    """
+    if burst:
+        _run_rq_worker(services, burst=True, simple=simple)
+        return
+    inbound = lane.Lane(services, convert=not simple)
+    inbound.start()
+    try:
+        _run_rq_worker(services, burst=False, simple=simple)
+    finally:
+        inbound.stop()
+        inbound.join()
+
+
+def _run_rq_worker(services: Services, *, burst: bool, simple: bool) -> None:
+    """RQ's work loop, made to survive Redis going away: RQ retries a dropped connection while waiting for jobs,
+    and anything that still ends the work loop (Redis restarted empty, an error between jobs) starts a new worker
+    after a short, growing pause, instead of exiting (under honcho one exiting process stops them all). Only a
+    stop request (SIGINT/SIGTERM) or `--burst` ends it. The scheduler (retries, delayed sends) is checked every
     MAINTENANCE_SECONDS and started again if it died.
     """
     pause = RESTART_PAUSE
@@ -146,7 +165,7 @@ def run_embedded_worker(services: Services, stop: threading.Event) -> None:
                 scheduler.acquire_locks()
             scheduler.enqueue_scheduled_jobs()
             recurring.enqueue_jobs()
-            if queue.count:
+            if queue.count or lane.waiting(services.sessions):
                 worker.work(burst=True, logging_level="WARNING")
                 if _stop_requested(worker):  # SIGTERM during a job: RQ finished it and stopped; so do we
                     return

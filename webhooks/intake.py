@@ -1,15 +1,18 @@
-"""Store a verified event once (insert-or-skip on its dedupe key) and enqueue its handling job."""
+"""Store a verified event once (insert-or-skip on its dedupe key): the workers' lanes take it from there."""
 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import lane
 from jobs.inbound import enqueue_handle_event
 from jobs.recovery import unhandled_events
 from models import EventStatus, WebhookEvent, insert_ignore, utcnow
@@ -19,14 +22,13 @@ from zalo.events import ZaloEvent, dedupe_key
 log = logging.getLogger(__name__)
 
 
-def store_event(sessions: sessionmaker[Session], queue: Queue, event: ZaloEvent, body: dict[str, Any]) -> int | None:
-    """Insert the event unless its key is known, then start its job. Returns the new row id, or None for a
-    redelivery.
+def store_event(sessions: sessionmaker[Session], event: ZaloEvent, body: dict[str, Any]) -> int | None:
+    """Insert the event unless its key is known. Returns the new row id, or None for a redelivery.
 
-    One INSERT ... ON CONFLICT DO NOTHING that commits by itself (one round trip: the webhook's whole write),
-    then the job in one round trip to Redis: the job never runs before its row is committed. Two concurrent
-    deliveries of one event race safely: exactly one insert wins, the other sees no row returned. Redis down:
-    the event stays "received" and the recovery job enqueues it.
+    One INSERT ... ON CONFLICT DO NOTHING that commits by itself and, on PostgreSQL, wakes the workers' lanes in
+    the same statement (`jobs.lane`): one round trip is the webhook's whole write, and no worker sees the event
+    before its row is committed. Two concurrent deliveries of one event race safely: exactly one insert wins, the
+    other sees no row returned. Redis plays no part: a stored event waits in the table for a lane.
     """
     values = {
         "dedupe_key": dedupe_key(event),
@@ -38,10 +40,25 @@ def store_event(sessions: sessionmaker[Session], queue: Queue, event: ZaloEvent,
         "received_at": utcnow(),
     }
     with autocommit(sessions) as connection:
-        event_id = insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])
-    if event_id is not None:
-        enqueue_waiting(queue, [event_id])  # Redis down: logged, and the recovery job enqueues it later
-    return event_id
+        if connection.dialect.name == "postgresql":
+            return connection.scalar(_store_and_wake(), values)
+        return insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])  # SQLite: lanes look every second
+
+
+@lru_cache(maxsize=1)
+def _store_and_wake() -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, and pg_notify for the row it returns (none for a
+    redelivery). Built once, executed with parameters."""
+    columns = ("attempts", "dedupe_key", "event_name", "payload", "received_at", "status", "zalo_user_id")
+    table = WebhookEvent.__table__
+    stored = (
+        postgresql.insert(WebhookEvent)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(WebhookEvent.id)
+        .cte("stored")
+    )
+    return select(stored.c.id, lane.notify_statement()).select_from(stored)
 
 
 def enqueue_waiting(queue: Queue, event_ids: list[int]) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
-from tichdiem.extensions import get_queue, get_settings, services
+from tichdiem.extensions import get_settings, services
 from webhooks.intake import store_event
 from webhooks.signature import verify_signature
 from zalo.events import MalformedEvent, OaEcho, clean_body, parse_event
@@ -78,7 +78,7 @@ def _ours(event: Any, body: dict[str, Any], app_id: str, oa_id: str) -> bool:
 
 def _store_and_enqueue(event: Any, body: dict[str, Any]) -> tuple[Response, int]:
     try:
-        event_id = store_event(services().sessions, get_queue(), event, body)
+        event_id = store_event(services().sessions, event, body)
     except OperationalError:
         # The database is down: answer 503 so Zalo delivers the event again later.
         log.exception("webhook: database unavailable, asking Zalo to retry")
