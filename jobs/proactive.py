@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
@@ -93,22 +94,11 @@ class ProactiveSender:
         now = utcnow()
         payload = row.message
         purpose = str(payload.get("purpose") or "broadcast")
-        # Short reads on one connection, each its own transaction (no BEGIN/ROLLBACK round trips).
+        # The recipient and the broadcast's status in one read (a broadcast sends thousands of rows), on an
+        # autocommit connection (no BEGIN/ROLLBACK round trips).
         with autocommit(self.sessions) as connection:
-            user = (
-                connection.execute(
-                    select(ZaloUser.user_id, ZaloUser.is_follower, ZaloUser.last_interaction_at).where(
-                        ZaloUser.user_id == row.zalo_user_id
-                    )
-                ).first()
-                if row.zalo_user_id
-                else None
-            )
-            status = (
-                connection.scalar(select(Broadcast.status).where(Broadcast.id == row.broadcast_id))
-                if row.broadcast_id
-                else None
-            )
+            found = connection.execute(_recipient_and_status(), {"user_id": row.zalo_user_id, "bid": row.broadcast_id})
+            status, user = _split(found.first())
             template = self._template(connection, purpose)
         if status == BroadcastStatus.CANCELLED:
             raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
@@ -179,3 +169,21 @@ def _template(session: Session, purpose: str) -> Template | None:
     if row is None:
         return None
     return Template(row.id, row.template_id, list(row.params), dict(row.mapping), row.uid_refused)
+
+
+@lru_cache(maxsize=1)
+def _recipient_and_status() -> Any:
+    """One row: the broadcast's status (NULL for a message of no broadcast) and the recipient's follow state and
+    last interaction, by outer join (NULLs for a message by phone, or a user we never saw). Built once."""
+    status = select(Broadcast.status).where(Broadcast.id == bindparam("bid")).scalar_subquery()
+    anchor = select(status.label("broadcast_status")).subquery()
+    return select(
+        anchor.c.broadcast_status, ZaloUser.user_id, ZaloUser.is_follower, ZaloUser.last_interaction_at
+    ).select_from(anchor.outerjoin(ZaloUser, ZaloUser.user_id == bindparam("user_id")))
+
+
+def _split(found: Any) -> tuple[str | None, Any]:
+    """(the broadcast's status, the recipient's row or None)."""
+    if found is None:
+        return None, None
+    return found.broadcast_status, (found if found.user_id is not None else None)

@@ -48,7 +48,7 @@ class Settings:
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe
     health_token: str = ""  # lets a monitor read /healthz's details without a staff session
     broadcast_senders: int = 4  # sender jobs per broadcast (parts sent in parallel)
-    broadcast_in_flight: int = 8  # messages each sender job has on its way to Zalo at once
+    broadcast_in_flight: int = 4  # messages each sender job has on its way to Zalo at once (bench.broadcast: 4 beat 8)
     send_rate: int = 0  # the shop's ceiling for a broadcast, messages/s across its senders; 0: none
     retention_days: int = 90  # raw webhook bodies and message texts (names, phones) are emptied after this
     extra: Mapping[str, Any] = field(default_factory=dict)
