@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 BATCH = 50
 FANOUT_CHUNK = 1000
 THROTTLE_START, THROTTLE_MAX = 5, 300  # seconds; doubled on each -32, reset after a clean batch
-LIVENESS = timedelta(seconds=30)  # a sender that has not refreshed its key for this long is gone
+LIVENESS = timedelta(seconds=20)  # a sender that has not refreshed its key for this long (4 beats) is gone
 BEAT_EVERY = 5.0  # seconds: how often a sender refreshes it in the middle of a batch
 QUEUED = timedelta(minutes=10)  # a sender job waiting in the queue
 RESTART_AFTER = timedelta(minutes=1)  # rows younger than this may simply not have been reached yet
@@ -212,12 +212,12 @@ def _start_sender_after_commit(session: Session, broadcast_id: int, part: int) -
 
 
 def recover_broadcasts() -> int:
-    """Cron tick (every minute): mark interrupted sends "unknown" and restart each sender that stopped.
+    """Cron tick (every 15 s): mark interrupted sends "unknown" and restart each sender that stopped.
 
     Every sender keeps a liveness key in Redis (refreshed each batch, or until its scheduled restart when it
     waits for the morning or a throttle). A part whose key is gone while it still has rows due was killed
-    (worker -9, Redis emptied): only that part is started again, within a minute, and its rows still go out
-    once each (claims).
+    (worker -9, Redis emptied): only that part is started again (at once when it died mid-send, else once its
+    rows are a minute old), and its rows still go out once each (claims).
     """
     context = current_services()
     now = utcnow()
@@ -226,10 +226,16 @@ def recover_broadcasts() -> int:
         mark_interrupted(session, now)  # every outbox row, replies and broadcasts alike
         sending = list(session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)))
         for broadcast_id in sending:
+            killed = set()
             for part in _parts_mid_send(session, broadcast_id):
                 if not context.redis.exists(_liveness_key(broadcast_id, part)):
                     _mark_part_interrupted(session, broadcast_id, part)
-            for part in _parts_with_rows_due(session, broadcast_id, now):
+                    killed.add(part)
+            # A part caught dead mid-send has certainly been reached: restart it now, however young its rows
+            # (the minute's wait is for parts whose sender may simply not have started yet).
+            due = set(_parts_with_rows_due(session, broadcast_id, now))
+            due |= killed & set(_parts_with_rows_due(session, broadcast_id, now, started=True))
+            for part in sorted(due):
                 if not context.redis.exists(_liveness_key(broadcast_id, part)):
                     restarted += 1
                     _start_sender_after_commit(session, broadcast_id, part)
@@ -262,12 +268,14 @@ def _mark_part_interrupted(session: Session, broadcast_id: int, part: int) -> No
     log.warning("broadcasts: %s sends of broadcast %s part %s interrupted, marked unknown", count, broadcast_id, part)
 
 
-def _parts_with_rows_due(session: Session, broadcast_id: int, now: datetime) -> list[int]:
+def _parts_with_rows_due(session: Session, broadcast_id: int, now: datetime, started: bool = False) -> list[int]:
+    """Parts with pending rows due now; unless the part is known to have `started`, only rows older than
+    RESTART_AFTER count (a sender job may still be on its way to a worker)."""
     return _parts(
         session,
         broadcast_id,
         OutboxMessage.status == OutboxStatus.PENDING,
-        OutboxMessage.created_at < now - RESTART_AFTER,
+        OutboxMessage.created_at < (now if started else now - RESTART_AFTER),
         (OutboxMessage.not_before.is_(None)) | (OutboxMessage.not_before <= now),
     )
 

@@ -29,7 +29,8 @@ def register_all(tz_name: str) -> None:
     cron.register(automations.congratulate_tier_ups, QUEUE_NAME, interval=300, name="tier-up-congratulations")
     cron.register(automations.keep_token_fresh, QUEUE_NAME, interval=1800, name="token-keeper")
     cron.register(broadcasts.start_due_broadcasts, QUEUE_NAME, interval=60, name="start-broadcasts")
-    cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=30, name="recover-broadcasts")
+    # 15 s: a killed sender's part waits its liveness (20 s) plus at most one tick before it is restarted
+    cron.register(broadcasts.recover_broadcasts, QUEUE_NAME, interval=15, name="recover-broadcasts")
     cron.register(recovery.recover, QUEUE_NAME, interval=30, name="recover")
     cron.register(followers.follower_sync_tick, QUEUE_NAME, interval=3600, name="follower-sync")
     cron.register(tags.sync_tier_tags, QUEUE_NAME, interval=600, name="tier-tags")

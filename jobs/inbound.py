@@ -38,14 +38,17 @@ def _job_options(event_id: int) -> dict[str, Any]:
     }
 
 
-def handle_event(event_id: int) -> str:
-    """Run the bot for one stored event (once), then deliver its replies (each at most once)."""
+def handle_event(event_id: int, known: Any = None) -> str:
+    """Run the bot for one stored event (once), then deliver its replies (each at most once).
+
+    `known`: the event's status and payload and its user's profile dates, when the caller read them already (a
+    lane's claim returns them), saving the first read."""
     context = current_services()
-    return once_more_if_disconnected(lambda: _handle(context, event_id))
+    return once_more_if_disconnected(lambda: _handle(context, event_id, known))
 
 
-def _handle(context: Services, event_id: int) -> str:
-    refresh_profile_if_stale(context, event_id)
+def _handle(context: Services, event_id: int, known: Any = None) -> str:
+    refresh_profile_if_stale(context, event_id, known)
     outcome, queued = process_event(context, event_id)
     # A job run again (a retry, a drain) finds the event processed: its replies not sent yet are looked up.
     pending = queued if queued is not None else pending_ids_for_event(context.sessions, event_id)
@@ -119,19 +122,14 @@ def process_event(context: Services, event_id: int) -> tuple[str, list[int] | No
         raise
 
 
-def refresh_profile_if_stale(context: Services, event_id: int) -> None:
+def refresh_profile_if_stale(context: Services, event_id: int, known: Any = None) -> None:
     """Fill the user's display name and avatar from Zalo once a week; never fails the event.
 
     Only for what a user did (a message, a follow, a tap): a receipt or a platform event names no one to
     look up, and its `user_id` could be the OA's own id if Zalo ever shaped one unexpectedly. The event and
-    its user's profile dates are read together: nearly always the profile is fresh and that one read is all."""
-    stmt = (
-        select(WebhookEvent.status, WebhookEvent.payload, ZaloUser.profile_fetched_at, ZaloUser.profile_tried_at)
-        .outerjoin(ZaloUser, ZaloUser.user_id == WebhookEvent.zalo_user_id)
-        .where(WebhookEvent.id == event_id)
-    )
-    with autocommit(context.sessions) as connection:
-        row = connection.execute(stmt).first()
+    its user's profile dates are read together (or come with a lane's claim, `known`): nearly always the
+    profile is fresh and that one read is all."""
+    row = known if known is not None else _event_and_profile(context, event_id)
     if row is None or row.status == EventStatus.PROCESSED:
         return
     now = utcnow()
@@ -140,6 +138,16 @@ def refresh_profile_if_stale(context: Services, event_id: int) -> None:
     event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
     if event.user_id and event.is_interaction and event.user_id != context.settings.zalo_oa_id:
         fetch_profile(context.sessions, context.zalo, event.user_id, now)
+
+
+def _event_and_profile(context: Services, event_id: int) -> Any:
+    stmt = (
+        select(WebhookEvent.status, WebhookEvent.payload, ZaloUser.profile_fetched_at, ZaloUser.profile_tried_at)
+        .outerjoin(ZaloUser, ZaloUser.user_id == WebhookEvent.zalo_user_id)
+        .where(WebhookEvent.id == event_id)
+    )
+    with autocommit(context.sessions) as connection:
+        return connection.execute(stmt).first()
 
 
 def _record_failure(context: Services, event_id: int, error: str) -> None:

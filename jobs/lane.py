@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from jobs.context import Services, use_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY
 from jobs.inbound import enqueue_handle_event, handle_event, once_more_if_disconnected
-from models import EventStatus, WebhookEvent, utcnow
+from models import EventStatus, WebhookEvent, ZaloUser, utcnow
 from tichdiem.db import autocommit
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,21 @@ LATER_RETRIES = Retry(max=RETRY.max - 1, interval=RETRY.intervals[1:])
 
 
 def claim_next(sessions: sessionmaker[Session]) -> int | None:
-    """Take the oldest waiting event for LEASE; None when none waits. One statement that commits by itself (run
-    again at once on a fresh connection if the pooled one had died: a claim that failed took nothing)."""
+    """Take the oldest waiting event for LEASE; its id, or None when none waits."""
+    claimed = claim_next_event(sessions)
+    return claimed.id if claimed is not None else None
 
-    def claim() -> int | None:
+
+def claim_next_event(sessions: sessionmaker[Session]) -> Any:
+    """Take the oldest waiting event for LEASE; None when none waits. One statement that commits by itself (run
+    again at once on a fresh connection if the pooled one had died: a claim that failed took nothing). It also
+    returns what handling reads first (status, payload, the user's profile dates): one statement fewer."""
+
+    def claim() -> Any:
         now = utcnow()
         with autocommit(sessions) as connection:
-            return connection.scalar(_claim_statement(connection.dialect.name), {"now": now, "until": now + LEASE})
+            params = {"now": now, "until": now + LEASE}
+            return connection.execute(_claim_statement(connection.dialect.name), params).first()
 
     return once_more_if_disconnected(claim)
 
@@ -72,17 +80,17 @@ def waiting(sessions: sessionmaker[Session]) -> int:
 def drain(services: Services) -> int:
     """Handle every event waiting now, then return how many (burst workers, the embedded worker, tests)."""
     handled = 0
-    while (event_id := claim_next(services.sessions)) is not None:
-        handle_or_retry(services, event_id)
+    while (claimed := claim_next_event(services.sessions)) is not None:
+        handle_or_retry(services, claimed.id, claimed)
         handled += 1
     return handled
 
 
-def handle_or_retry(services: Services, event_id: int) -> None:
+def handle_or_retry(services: Services, event_id: int, claimed: Any = None) -> None:
     """Handle one claimed event now; a failure becomes the RQ job `evt-<id>` with the rest of the retry policy."""
     with use_services(services):
         try:
-            handle_event(event_id)
+            handle_event(event_id, claimed)
         except Exception:  # noqa: BLE001 - every failure is retried the same way, as RQ would
             log.warning("event %s: first attempt failed; RQ retries it in %s", event_id, FIRST_RETRY, exc_info=True)
             schedule_retry(services.queue, event_id)
@@ -144,28 +152,28 @@ class Lane(threading.Thread):
                 own.dispose()
 
     def _once(self, sessions: sessionmaker[Session], wakeup: WakeUp) -> None:
-        event_id = self._next(sessions, wakeup)
-        if event_id is None:
+        claimed = self._next(sessions, wakeup)
+        if claimed is None:
             return
         if self.convert:
-            _enqueue_job(self.services.queue, event_id)
+            _enqueue_job(self.services.queue, claimed.id)
         else:
-            handle_or_retry(self.services, event_id)
+            handle_or_retry(self.services, claimed.id, claimed)
 
     @staticmethod
-    def _next(sessions: sessionmaker[Session], wakeup: WakeUp) -> int | None:
+    def _next(sessions: sessionmaker[Session], wakeup: WakeUp) -> Any:
         """The next waiting event, or None after waiting for one. A lane listens for wake-ups only while idle:
         every stored event signals every listening server process, which under a burst (all lanes busy) was
         work for nobody."""
-        event_id = claim_next(sessions)
-        if event_id is None:
+        claimed = claim_next_event(sessions)
+        if claimed is None:
             wakeup.listen()
-            event_id = claim_next(sessions)  # one stored between the first look and LISTEN
-            if event_id is None:
+            claimed = claim_next_event(sessions)  # one stored between the first look and LISTEN
+            if claimed is None:
                 wakeup.wait(IDLE_WAIT_SECONDS)
                 return None
         wakeup.unlisten()
-        return event_id
+        return claimed
 
 
 class WakeUp:
@@ -251,11 +259,18 @@ def _claim_statement(dialect: str) -> Any:
         oldest = select(WebhookEvent.id).where(*_waiting(now)).order_by(WebhookEvent.id).limit(1)
         if dialect == "postgresql":  # SQLite has one writer at a time: nothing to skip
             oldest = oldest.with_for_update(skip_locked=True)
+        profile = select(ZaloUser).where(ZaloUser.user_id == WebhookEvent.zalo_user_id)
         _CLAIMS[dialect] = (
             update(WebhookEvent)
             .where(WebhookEvent.id == oldest.scalar_subquery())
             .values(claimed_until=bindparam("until", type_=WebhookEvent.claimed_until.type))
-            .returning(WebhookEvent.id)
+            .returning(
+                WebhookEvent.id,
+                WebhookEvent.status,
+                WebhookEvent.payload,
+                profile.with_only_columns(ZaloUser.profile_fetched_at).scalar_subquery().label("profile_fetched_at"),
+                profile.with_only_columns(ZaloUser.profile_tried_at).scalar_subquery().label("profile_tried_at"),
+            )
         )
     return _CLAIMS[dialect]
 

@@ -24,7 +24,9 @@ from tichdiem.db import make_engine
 from tichdiem.extensions import EXTENSION_KEY, Services
 
 PG_BASE_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per xdist worker (15, 14, ...): two tests on one database would run each other's jobs.
+_XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _XDIST_WORKER % 8}")
 IN_CI = bool(os.environ.get("CI"))
 HEALTH = {"Authorization": "Bearer health-token-for-tests"}  # /healthz's details
 

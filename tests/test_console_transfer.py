@@ -15,6 +15,7 @@ from loyalty import earning
 from loyalty.members import create_member
 from loyalty.program import ProgramRules
 from models import AuditLog, Member, MemberImport
+from tests.conftest import REDIS_TEST_URL
 from tests.console_support import login, staffed_shop, text_of
 from tests.helpers import Console, run_jobs
 
@@ -218,7 +219,7 @@ def test_import_job_on_real_redis_and_a_real_worker(settings, real_redis, sessio
     from jobs.worker import make_worker
     from tichdiem.app import create_app
 
-    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
+    app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     mkt = login(app, "mkt")
     job_page = upload(mkt, "sinh-nhat.csv", BIRTHDAY_LIST.encode()).headers["Location"]
     mkt.post(job_page + "/confirm", page=job_page)

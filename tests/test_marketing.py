@@ -18,6 +18,7 @@ from loyalty.program import ProgramRules, load_rules, save_rules
 from loyalty.segments import Segment, audience_size
 from marketing import campaigns
 from models import Broadcast, Member, OutboxMessage, TierEvent, Voucher, ZaloUser, utcnow
+from tests.conftest import REDIS_TEST_URL
 from tests.helpers import ZaloFake, credit, run_jobs, seed_shop
 from zalo.errors import ZaloError
 
@@ -379,7 +380,7 @@ def test_broadcast_on_real_redis(settings, zalo: ZaloFake, real_redis, shop, ses
     from jobs.worker import make_worker
     from tichdiem.app import create_app
 
-    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
+    app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     zalo.accept_messages()
     for i in range(5):
         add_member(session, f"M{i}", uid=f"r{i}")
@@ -445,6 +446,35 @@ def test_a_dead_senders_sends_in_flight_are_unknown_and_the_broadcast_ends(
     assert [session.get(OutboxMessage, r.id).status for r in rows] == ["sent", "unknown", "unknown"]
     assert session.get(Broadcast, broadcast_id).status == "done"
     assert zalo.sent_messages() == []  # nothing was sent again
+
+
+def test_a_sender_killed_mid_send_is_restarted_at_the_next_tick_not_after_a_minute(
+    app: Flask, zalo: ZaloFake, session: Session, shop
+) -> None:
+    """The fault drill's worker-kill: rows a minute old was the restart's condition, so a broadcast killed in its
+    first seconds waited that minute. A part caught dead with a send in flight has certainly started."""
+    zalo.accept_messages()
+    for i in range(9):
+        add_member(session, f"M{i}", uid=f"u{i}")
+    broadcast_id = make_broadcast(app, session, Segment())
+    with app.app_context():
+        broadcasts.fan_out(broadcast_id)
+    senders = app.extensions["tichdiem"].settings.broadcast_senders
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast_id)).all()
+    part = rows[0].id % senders
+    mine = [r for r in rows if r.id % senders == part]
+    mine[0].status = "sending"  # killed with this one in flight, seconds after the fan-out
+    session.commit()
+    others = [r for r in rows if r.id % senders != part]
+    assert len(mine) >= 2
+    services = app.extensions["tichdiem"]
+    services.redis.delete(broadcasts._liveness_key(broadcast_id, part))  # its beats stopped: the key lapsed
+    services.redis.delete(*[broadcasts._liveness_key(broadcast_id, p) for p in range(senders) if p != part])
+    with app.app_context():
+        assert broadcasts.recover_broadcasts() == 1  # the dead part only, seconds after the fan-out
+    session.expire_all()
+    assert session.get(OutboxMessage, mine[0].id).status == "unknown"
+    assert all(session.get(OutboxMessage, r.id).status == "pending" for r in others)  # not restarted: too young
 
 
 def test_the_follower_audience_takes_no_member_filters_or_member_fields(session: Session) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import EventStatus, OutboxMessage, WebhookEvent, ZaloUser
-from tests.conftest import HEALTH
+from tests.conftest import HEALTH, REDIS_TEST_URL
 from tests.helpers import CS_URL, OPENAPI, ZaloFake, fixture_bytes, post_event, run_jobs, sign, text_event
 from tichdiem.extensions import Services
 
@@ -267,7 +267,7 @@ def test_real_redis_queue_and_worker(settings, zalo: ZaloFake, real_redis) -> No
     from jobs.worker import make_worker
     from tichdiem.app import create_app
 
-    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:6379/15"), config={"TESTING": True})
+    app = create_app(settings.with_overrides(redis_url=REDIS_TEST_URL), config={"TESTING": True})
     zalo.accept_messages()
     post_event(app.test_client(), text_event("help", "m-redis-1"))
     queue = app.extensions["tichdiem"].queue
