@@ -234,7 +234,8 @@ def recover_broadcasts() -> int:
             # A part caught dead mid-send has certainly been reached: restart it now, however young its rows
             # (the minute's wait is for parts whose sender may simply not have started yet).
             due = set(_parts_with_rows_due(session, broadcast_id, now))
-            due |= killed & set(_parts_with_rows_due(session, broadcast_id, now, started=True))
+            if killed:
+                due |= killed & set(_parts_with_rows_due(session, broadcast_id, now, started=True))
             for part in sorted(due):
                 if not context.redis.exists(_liveness_key(broadcast_id, part)):
                     restarted += 1

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 import psycopg.sql
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from sqlalchemy import Engine, create_engine, func, or_, select, update
+from sqlalchemy import Engine, bindparam, create_engine, func, literal_column, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -39,8 +40,9 @@ from tichdiem.db import autocommit
 log = logging.getLogger(__name__)
 
 # The wake-up channel is per schema (tichdiem_inbound_<schema>, at most 63 characters: PostgreSQL's limit), so two
-# installations sharing a database in schemas of their own never wake each other's lanes.
-CHANNEL = "tichdiem_inbound_"
+# installations sharing a database in schemas of their own never wake each other's lanes. One SQL expression for
+# the webhook's NOTIFY and the lanes' LISTEN, so the two cannot drift apart.
+CHANNEL_SQL = "left(concat('tichdiem_inbound_', current_schema()), 63)"
 LEASE = timedelta(minutes=2)  # far longer than handling an event takes (Zalo's read timeout is 10 s)
 IDLE_WAIT_SECONDS = 1.0  # without a wake-up, how often an idle lane looks anyway (and notices a stop)
 PAUSE_SECONDS = 2.0  # after the database failed a claim
@@ -184,18 +186,20 @@ class WakeUp:
         self.engine = engine
         self.stopping = stopping
         self.connection: psycopg.Connection[Any] | None = None
+        self.channel: psycopg.sql.Composable | None = None  # read once per connection
         self.listening = False
 
     def listen(self) -> None:
         if self.listening or self.engine.dialect.name != "postgresql":
             return
         try:
-            if self.connection is None:
+            if self.connection is None or self.channel is None:
                 args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
                 self.connection = psycopg.connect(*args, **kwargs, autocommit=True)
-            row = self.connection.execute("SELECT left(concat(%s::text, current_schema()), 63)", [CHANNEL]).fetchone()
-            channel = psycopg.sql.Identifier(row[0] if row else CHANNEL)
-            self.connection.execute(psycopg.sql.SQL("LISTEN {}").format(channel))
+                row = self.connection.execute(f"SELECT {CHANNEL_SQL}").fetchone()
+                assert row is not None  # a SELECT without FROM returns one row
+                self.channel = psycopg.sql.Identifier(row[0])
+            self.connection.execute(psycopg.sql.SQL("LISTEN {}").format(self.channel))
             self.listening = True
         except psycopg.Error as exc:
             log.warning("inbound lane: cannot listen for wake-ups (%s)", exc)
@@ -229,6 +233,7 @@ class WakeUp:
 
     def close(self) -> None:
         self.listening = False
+        self.channel = None
         if self.connection is not None:
             self.connection.close()
             self.connection = None
@@ -237,7 +242,7 @@ class WakeUp:
 def notify_statement() -> Any:
     """What the webhook's insert adds on PostgreSQL: wake this schema's lanes, in the same statement and
     transaction."""
-    return func.pg_notify(func.left(func.concat(CHANNEL, func.current_schema()), 63), "")
+    return func.pg_notify(literal_column(CHANNEL_SQL), "")
 
 
 def _waiting(now: Any) -> list[Any]:
@@ -247,32 +252,26 @@ def _waiting(now: Any) -> list[Any]:
     ]
 
 
-_CLAIMS: dict[str, Any] = {}
-
-
+@lru_cache(maxsize=4)
 def _claim_statement(dialect: str) -> Any:
     """Built once per dialect and executed with parameters (compiled once)."""
-    if dialect not in _CLAIMS:
-        from sqlalchemy import bindparam
-
-        now = bindparam("now", type_=WebhookEvent.claimed_until.type)
-        oldest = select(WebhookEvent.id).where(*_waiting(now)).order_by(WebhookEvent.id).limit(1)
-        if dialect == "postgresql":  # SQLite has one writer at a time: nothing to skip
-            oldest = oldest.with_for_update(skip_locked=True)
-        profile = select(ZaloUser).where(ZaloUser.user_id == WebhookEvent.zalo_user_id)
-        _CLAIMS[dialect] = (
-            update(WebhookEvent)
-            .where(WebhookEvent.id == oldest.scalar_subquery())
-            .values(claimed_until=bindparam("until", type_=WebhookEvent.claimed_until.type))
-            .returning(
-                WebhookEvent.id,
-                WebhookEvent.status,
-                WebhookEvent.payload,
-                profile.with_only_columns(ZaloUser.profile_fetched_at).scalar_subquery().label("profile_fetched_at"),
-                profile.with_only_columns(ZaloUser.profile_tried_at).scalar_subquery().label("profile_tried_at"),
-            )
+    now = bindparam("now", type_=WebhookEvent.claimed_until.type)
+    oldest = select(WebhookEvent.id).where(*_waiting(now)).order_by(WebhookEvent.id).limit(1)
+    if dialect == "postgresql":  # SQLite has one writer at a time: nothing to skip
+        oldest = oldest.with_for_update(skip_locked=True)
+    profile = select(ZaloUser).where(ZaloUser.user_id == WebhookEvent.zalo_user_id)
+    return (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == oldest.scalar_subquery())
+        .values(claimed_until=bindparam("until", type_=WebhookEvent.claimed_until.type))
+        .returning(
+            WebhookEvent.id,
+            WebhookEvent.status,
+            WebhookEvent.payload,
+            profile.with_only_columns(ZaloUser.profile_fetched_at).scalar_subquery().label("profile_fetched_at"),
+            profile.with_only_columns(ZaloUser.profile_tried_at).scalar_subquery().label("profile_tried_at"),
         )
-    return _CLAIMS[dialect]
+    )
 
 
 def _enqueue_job(queue: Queue, event_id: int) -> None:

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
-from models.base import Base, Model, insert_ignore, lock_row, rows_updated, utcnow
+from models.base import Base, Model, insert_ignore, insert_ignore_statement, lock_row, rows_updated, utcnow
 from models.bills import WalkInBill
 from models.charity import Cause, Donation
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
@@ -102,6 +102,7 @@ __all__ = [
     "WebhookEvent",
     "ZaloUser",
     "insert_ignore",
+    "insert_ignore_statement",
     "lock_row",
     "rows_updated",
     "utcnow",

@@ -98,14 +98,16 @@ def insert_ignore(
     compiles it once (the webhook calls this on every request).
     """
     dialect = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
-    stmt = _insert_ignore_statement(dialect, model, tuple(sorted(values)), tuple(conflict))
+    stmt = insert_ignore_statement(dialect, model, tuple(sorted(values)), tuple(conflict))
     return session.scalar(stmt, values)
 
 
 @lru_cache(maxsize=256)
-def _insert_ignore_statement(
+def insert_ignore_statement(
     dialect: str, model: type[Model], columns: tuple[str, ...], conflict: tuple[str, ...]
 ) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id with a bound parameter per column, built once (also the
+    base of a statement that adds to it, as the webhook's insert that wakes the lanes)."""
     from sqlalchemy import bindparam
     from sqlalchemy.dialects import postgresql, sqlite
 

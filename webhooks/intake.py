@@ -8,14 +8,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import lane
 from jobs.inbound import enqueue_handle_event
 from jobs.recovery import unhandled_events
-from models import EventStatus, WebhookEvent, insert_ignore, utcnow
+from models import EventStatus, WebhookEvent, insert_ignore, insert_ignore_statement, utcnow
 from tichdiem.db import autocommit
 from zalo.events import ZaloEvent, dedupe_key
 
@@ -41,23 +40,14 @@ def store_event(sessions: sessionmaker[Session], event: ZaloEvent, body: dict[st
     }
     with autocommit(sessions) as connection:
         if connection.dialect.name == "postgresql":
-            return connection.scalar(_store_and_wake(), values)
+            return connection.scalar(_store_and_wake(tuple(sorted(values))), values)
         return insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])  # SQLite: lanes look every second
 
 
 @lru_cache(maxsize=1)
-def _store_and_wake() -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, and pg_notify for the row it returns (none for a
-    redelivery). Built once, executed with parameters."""
-    columns = ("attempts", "dedupe_key", "event_name", "payload", "received_at", "status", "zalo_user_id")
-    table = WebhookEvent.__table__
-    stored = (
-        postgresql.insert(WebhookEvent)
-        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(WebhookEvent.id)
-        .cte("stored")
-    )
+def _store_and_wake(columns: tuple[str, ...]) -> Any:
+    """The insert-or-skip, and pg_notify for the row it returns (none for a redelivery). Built once."""
+    stored = insert_ignore_statement("postgresql", WebhookEvent, columns, ("dedupe_key",)).cte("stored")
     return select(stored.c.id, lane.notify_statement()).select_from(stored)
 
 
