@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.replies import Reply
-from bot.state import get_state
+from bot.state import live_state
 from bot.text import fold, tail_words
 from bot.users import touch_user
 from loyalty.members import find_by_zalo_user
@@ -60,6 +60,7 @@ class Context:
     config: BotConfig = field(default_factory=BotConfig)
     args: str = ""  # text after the command word(s), diacritics kept
     state: ConversationState | None = None
+    stored_state: ConversationState | None = None  # read with the user, maybe expired: `state` is what counts
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +78,10 @@ class Context:
     @cached_property
     def rules(self) -> ProgramRules:
         return load_rules(self.session)
+
+    def remember_member(self, member: Member | None) -> None:
+        """The member read with the user: `member` needs no query of its own."""
+        self.__dict__["member"] = member
 
     def forget_member(self) -> None:
         """After registration changes who the member is."""
@@ -152,8 +157,11 @@ class Bot:
             # Nobody to answer (a malformed or platform-level event): acknowledged, stored, no reply.
             log.info("bot: %s without a user id, nothing to reply", event.event_name)
             return []
-        user = touch_user(session, event, now)
-        ctx = Context(session=session, event=event, user=user, now=now, config=self.config)
+        caller = touch_user(session, event, now)
+        ctx = Context(session=session, event=event, user=caller.user if caller else None, now=now, config=self.config)
+        if caller is not None:
+            ctx.stored_state = caller.state
+            ctx.remember_member(caller.member)
         replies = self._route(ctx, event)
         for hook in self._after:
             replies = hook(ctx, replies)
@@ -178,7 +186,7 @@ class Bot:
 
     def _route_text(self, ctx: Context) -> list[Reply]:
         if ctx.user is not None:
-            ctx.state = get_state(ctx.session, ctx.user.user_id, ctx.now)
+            ctx.state = live_state(ctx.session, ctx.stored_state, ctx.now)
             step = self._steps.get(ctx.state.name) if ctx.state else None
             if step is not None:
                 replies = step(ctx)

@@ -14,9 +14,9 @@ from models import ConversationState, insert_ignore
 STEP_TOKEN = "step_token"
 
 
-def get_state(session: Session, user_id: str, now: datetime) -> ConversationState | None:
-    """The user's pending step, or None; an expired step is removed and not returned."""
-    state = session.scalar(select(ConversationState).where(ConversationState.user_id == user_id))
+def live_state(session: Session, state: ConversationState | None, now: datetime) -> ConversationState | None:
+    """The user's pending step as read with the user (`bot.users.touch_user`), or None; an expired step is removed
+    and not returned."""
     if state is not None and state.expires_at <= now:
         session.delete(state)
         session.flush()

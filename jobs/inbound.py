@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from rq import Queue
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 
 from jobs.context import Services, current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_all
-from jobs.outbox import deliver_all, pending_ids_for_event, queue_messages, record_receipt
+from jobs.outbox import deliver_all, pending_ids_for_event, queue_and_claim_first, queue_messages, record_receipt
 from jobs.profiles import fetch_profile, profile_due
-from models import EventStatus, WebhookEvent, ZaloUser, lock_row, utcnow
+from models import EventStatus, OutboxMessage, WebhookEvent, ZaloUser, lock_row_values, utcnow
 from tichdiem.db import autocommit
 from zalo.events import MessageReceipt, parse_event
 
@@ -49,10 +50,10 @@ def handle_event(event_id: int, known: Any = None) -> str:
 
 def _handle(context: Services, event_id: int, known: Any = None) -> str:
     refresh_profile_if_stale(context, event_id, known)
-    outcome, queued = process_event(context, event_id)
+    outcome, queued, claimed = process_event(context, event_id)
     # A job run again (a retry, a drain) finds the event processed: its replies not sent yet are looked up.
     pending = queued if queued is not None else pending_ids_for_event(context.sessions, event_id)
-    deliver_all(context.sessions, context.zalo, pending, context.cards, context.proactive)
+    deliver_all(context.sessions, context.zalo, pending, context.cards, context.proactive, claimed)
     return outcome
 
 
@@ -71,22 +72,23 @@ def once_more_if_disconnected(handle: Callable[[], T]) -> T:
         return handle()
 
 
-def process_event(context: Services, event_id: int) -> tuple[str, list[int] | None]:
+def process_event(context: Services, event_id: int) -> tuple[str, list[int] | None, OutboxMessage | None]:
     """Route the event through the bot and store its replies, in one transaction with status=processed.
 
-    Returns the status and the ids of the replies queued now (None when the event was handled before).
+    Returns the status, the ids of the replies queued now (None when the event was handled before) and the first
+    reply to the user, stored already claimed for the caller to send at once (`outbox.queue_and_claim_first`).
 
     The event row is locked first, so a second job for the same event (a drain racing a retry)
     waits and then sees `processed` instead of running the bot twice.
     """
     try:
         with context.sessions() as session, session.begin():
-            row = lock_row(session, WebhookEvent, event_id)
+            row = lock_row_values(session, WebhookEvent, event_id, WebhookEvent.status, WebhookEvent.payload)
             if row is None:
                 log.error("event %s not found", event_id)
-                return "missing", []
+                return "missing", [], None
             if row.status in (EventStatus.PROCESSED, EventStatus.IGNORED):
-                return row.status, None
+                return row.status, None, None
             event = parse_event(row.payload, oa_id=context.settings.zalo_oa_id)
             now = utcnow()
             if isinstance(event, MessageReceipt):  # about our own message: no user to touch, nothing to answer
@@ -100,9 +102,10 @@ def process_event(context: Services, event_id: int) -> tuple[str, list[int] | No
             for r in replies:
                 if r.to_user is not None and r.to_phone is None:
                     to_others.setdefault(r.to_user, []).extend(r.to_outbox())
-            queued = []
+            queued: list[int] = []
+            claimed: OutboxMessage | None = None
             if to_chat and event.user_id:
-                queued += queue_messages(
+                queued, claimed = queue_and_claim_first(
                     session, key=f"evt-{event_id}", user_id=event.user_id, messages=to_chat, event_id=event_id
                 )
             if to_phones:
@@ -112,14 +115,26 @@ def process_event(context: Services, event_id: int) -> tuple[str, list[int] | No
             for other, messages in to_others.items():
                 key = f"evt-{event_id}-to-{other}"
                 queued += queue_messages(session, key=key, user_id=other, messages=messages, event_id=event_id)
-            row.status = EventStatus.PROCESSED
-            row.processed_at = now
-            row.attempts += 1
-            row.error = None
-            return row.status, queued
+            session.execute(_processed_statement(), {"event_id": event_id, "now": now})
+            return EventStatus.PROCESSED, queued, claimed
     except Exception:
         _record_failure(context, event_id, traceback.format_exc())
         raise
+
+
+@lru_cache(maxsize=1)
+def _processed_statement() -> Any:
+    """The event's last write in the bot's transaction; a Core UPDATE built once (no ORM object to load and flush)."""
+    return (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == bindparam("event_id"))
+        .values(
+            status=EventStatus.PROCESSED,
+            processed_at=bindparam("now", type_=WebhookEvent.processed_at.type),
+            attempts=WebhookEvent.attempts + 1,
+            error=None,
+        )
+    )
 
 
 def refresh_profile_if_stale(context: Services, event_id: int, known: Any = None) -> None:

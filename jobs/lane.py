@@ -128,6 +128,7 @@ class Lane(threading.Thread):
         self.services = services
         self.convert = convert
         self.stopping = threading.Event()
+        self.backlog = False  # the last look found an event too
 
     def stop(self) -> None:
         """Finish the event in hand, then end (within IDLE_WAIT_SECONDS when idle)."""
@@ -156,7 +157,11 @@ class Lane(threading.Thread):
     def _once(self, sessions: sessionmaker[Session], wakeup: WakeUp) -> None:
         claimed = self._next(sessions, wakeup)
         if claimed is None:
+            self.backlog = False
             return
+        if self.backlog:  # a second event in a row: a backlog, stay deaf until it is done
+            wakeup.unlisten()
+        self.backlog = True
         if self.convert:
             _enqueue_job(self.services.queue, claimed.id)
         else:
@@ -164,17 +169,21 @@ class Lane(threading.Thread):
 
     @staticmethod
     def _next(sessions: sessionmaker[Session], wakeup: WakeUp) -> Any:
-        """The next waiting event, or None after waiting for one. A lane listens for wake-ups only while idle:
-        every stored event signals every listening server process, which under a burst (all lanes busy) was
-        work for nobody."""
+        """The next waiting event, or None after waiting for one.
+
+        A lane listens for wake-ups while idle, and keeps listening while it handles the event that woke it: under
+        a steady trickle (issue 16: 100 messages/s over 8 lanes) LISTEN and UNLISTEN around every event were two
+        round trips each. It stops listening once it finds a backlog (`_once`): every stored event signals every
+        listening server process, which under a burst (all lanes busy) was work for nobody. Wake-ups that came
+        while it was busy are dropped before it looks: the look sees their events (or another lane took them),
+        and each would have cost an empty claim."""
+        wakeup.discard_pending()
         claimed = claim_next_event(sessions)
-        if claimed is None:
+        if claimed is None and not wakeup.listening:
             wakeup.listen()
             claimed = claim_next_event(sessions)  # one stored between the first look and LISTEN
-            if claimed is None:
-                wakeup.wait(IDLE_WAIT_SECONDS)
-                return None
-        wakeup.unlisten()
+        if claimed is None:
+            wakeup.wait(IDLE_WAIT_SECONDS)
         return claimed
 
 
@@ -210,9 +219,18 @@ class WakeUp:
             return
         try:
             self.connection.execute("UNLISTEN *")
-            for _ in self.connection.notifies(timeout=0):  # those that arrived meanwhile: nothing to wake
-                pass
             self.listening = False
+        except psycopg.Error as exc:
+            log.warning("inbound lane: wake-ups lost (%s)", exc)
+            self.close()
+
+    def discard_pending(self) -> None:
+        """Drop the wake-ups already received (no round trip: what the connection has read or can read now)."""
+        if not self.listening or self.connection is None:
+            return
+        try:
+            for _ in self.connection.notifies(timeout=0):
+                pass
         except psycopg.Error as exc:
             log.warning("inbound lane: wake-ups lost (%s)", exc)
             self.close()

@@ -1,9 +1,10 @@
 """The outbox: messages are rows first, Zalo calls second, so a retried job never re-sends a delivered one.
 
-A row is claimed (pending -> sending) in its own short transaction before the HTTP call and
-marked sent right after it. No database lock is held during the call. A row a dead worker left
-"sending" may or may not have reached Zalo (Zalo has no idempotency key); it becomes "unknown" and
-is never sent again: at most once, and every such case is counted in /healthz.
+A row is claimed (pending -> sending) in its own short transaction before the HTTP call and marked sent
+right after it; an event's first reply is stored already claimed, for the worker that sends it right after
+its commit (`queue_and_claim_first`). No database lock is held during the call. A row a dead worker left
+"sending" may or may not have reached Zalo (Zalo has no idempotency key); it becomes "unknown" and is never
+sent again: at most once, and every such case is counted in /healthz.
 """
 
 from __future__ import annotations
@@ -50,10 +51,36 @@ def queue_messages(
     session: Session, *, key: str, user_id: str | None, messages: Sequence[OutboxItem], event_id: int | None = None
 ) -> list[int]:
     """Add messages to the outbox as `key:0`, `key:1`, ...; keys already present are left alone. Returns ids."""
-    ids = []
+    return _queue(session, key=key, user_id=user_id, messages=messages, event_id=event_id)[0]
+
+
+def queue_and_claim_first(
+    session: Session, *, key: str, user_id: str, messages: Sequence[OutboxItem], event_id: int
+) -> tuple[list[int], OutboxMessage | None]:
+    """`queue_messages`, the first message inserted already claimed ("sending", attempt 1) for the caller, who
+    sends it right after the commit: the claim's own round trip and commit saved (issue 16: ~10% of a reply's
+    CPU). Returns the ids and that claimed row (None if its key existed already: someone else's to send).
+
+    Only the first: if the caller dies before sending, a claimed row becomes "unknown" (never sent twice), while
+    the others stay pending and recovery sends them."""
+    return _queue(session, key=key, user_id=user_id, messages=messages, event_id=event_id, claim_first=True)
+
+
+def _queue(
+    session: Session,
+    *,
+    key: str,
+    user_id: str | None,
+    messages: Sequence[OutboxItem],
+    event_id: int | None,
+    claim_first: bool = False,
+) -> tuple[list[int], OutboxMessage | None]:
+    ids: list[int] = []
+    claimed = None
+    now = utcnow()
     for index, item in enumerate(messages):
         kind, message = item if isinstance(item, tuple) else ("message", item)
-        values = {
+        values: dict[str, Any] = {
             "key": f"{key}:{index}",
             "zalo_user_id": user_id,
             "kind": kind,
@@ -61,11 +88,18 @@ def queue_messages(
             "event_id": event_id,
             "status": OutboxStatus.PENDING,
             "attempts": 0,
-            "created_at": utcnow(),
+            "created_at": now,
         }
+        if claim_first and index == 0:
+            values.update(status=OutboxStatus.SENDING, attempts=1, claimed_at=now)
         new_id = insert_ignore(session, OutboxMessage, values, ["key"])
-        ids.append(new_id or session.scalars(select(OutboxMessage.id).where(OutboxMessage.key == values["key"])).one())
-    return ids
+        if new_id is None:
+            ids.append(session.scalars(select(OutboxMessage.id).where(OutboxMessage.key == values["key"])).one())
+            continue
+        ids.append(new_id)
+        if values["status"] == OutboxStatus.SENDING:
+            claimed = OutboxMessage(id=new_id, **values)  # detached, read-only for the sender, as `_claim` returns
+    return ids, claimed
 
 
 def pending_ids_for_event(sessions: sessionmaker[Session], event_id: int) -> list[int]:
@@ -88,10 +122,13 @@ def deliver_all(
     outbox_ids: Sequence[int],
     cards: CardSender | None = None,
     proactive: RowSender | None = None,
+    claimed: OutboxMessage | None = None,
 ) -> None:
-    """Deliver in order; a retryable failure stops here and raises so the job retries the rest later."""
+    """Deliver in order; a retryable failure stops here and raises so the job retries the rest later.
+    `claimed`: one of them, claimed already by the caller (`queue_and_claim_first`)."""
     for outbox_id in outbox_ids:
-        deliver_one(sessions, zalo, outbox_id, cards, proactive)
+        mine = claimed if claimed is not None and claimed.id == outbox_id else None
+        deliver_one(sessions, zalo, outbox_id, cards, proactive, claimed=mine)
 
 
 def deliver_one(
@@ -100,9 +137,12 @@ def deliver_one(
     outbox_id: int,
     cards: CardSender | None = None,
     proactive: RowSender | None = None,
+    *,
+    claimed: OutboxMessage | None = None,
 ) -> str:
-    """Send one outbox message at most once. Returns its final or current status."""
-    message = _claim(sessions, outbox_id)
+    """Send one outbox message at most once. Returns its final or current status. `claimed`: the row, if the
+    caller claimed it already."""
+    message = claimed if claimed is not None else _claim(sessions, outbox_id)
     if message is None:
         with sessions() as session:
             row = session.get(OutboxMessage, outbox_id)

@@ -1,6 +1,15 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
-from models.base import Base, Model, insert_ignore, insert_ignore_statement, lock_row, rows_updated, utcnow
+from models.base import (
+    Base,
+    Model,
+    insert_ignore,
+    insert_ignore_statement,
+    lock_row,
+    lock_row_values,
+    rows_updated,
+    utcnow,
+)
 from models.bills import WalkInBill
 from models.charity import Cause, Donation
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
@@ -103,6 +112,7 @@ __all__ = [
     "ZaloUser",
     "insert_ignore",
     "insert_ignore_statement",
+    "lock_row_values",
     "lock_row",
     "rows_updated",
     "utcnow",

@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from jobs import lane
 from jobs.context import Services
+from loyalty.members import create_member
 from models import EventStatus, OutboxMessage, OutboxStatus, WebhookEvent, utcnow
 from tests.helpers import CS_URL, ZaloFake, post_event, run_jobs, text_event
 
@@ -128,3 +129,84 @@ def test_a_listening_lane_is_woken_by_the_webhooks_insert(app: Flask, services: 
         assert wakeup.wait(0.2) is False  # a busy lane is not signalled
     finally:
         wakeup.close()
+
+
+def test_a_members_balance_question_takes_few_sql_statements(
+    app: Flask, zalo: ZaloFake, services: Services, session: Session
+) -> None:
+    """The cost of a customer message is mostly its round trips to the database (each ~0.5 ms of a worker's CPU,
+    issue 16's profile). A member's second "điểm", from the lane's claim to its next (empty) claim: the user, their
+    step and their member come in one statement, the reply is stored already claimed. 16 statements on PostgreSQL
+    before (17 on SQLite); a new query on this path must be a choice, not an accident."""
+    zalo.accept_messages()
+    user_id = "7100000000000000777"
+    create_member(session, now=utcnow(), name="Lan", zalo_user_id=user_id)
+    session.commit()
+    client = app.test_client()
+    post_event(client, text_event("điểm", "cost-1", user_id=user_id, ts="1724921900000"))
+    run_jobs(app)  # the first message: the profile is fetched, the privacy notice asked once
+    post_event(client, text_event("điểm", "cost-2", user_id=user_id, ts="1724921960000"))
+    sent_before = len(zalo.sent_messages())
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = services.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert lane.drain(services) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(zalo.sent_messages()) == sent_before + 1
+    assert zalo.sent_messages()[-1]["message"]["text"].startswith("Bạn đang có 0 điểm.")
+    limit = 13 if engine.dialect.name == "postgresql" else 14  # SQLite: lock_row's no-op UPDATE first
+    assert len(statements) <= limit, "\n".join(s.split("\n")[0] for s in statements)
+
+
+class _RecordingWakeUp:
+    """A WakeUp that records what the lane asked of it (the real one needs PostgreSQL's LISTEN)."""
+
+    def __init__(self) -> None:
+        self.listening = False
+        self.calls: list[str] = []
+
+    def listen(self) -> None:
+        self.listening = True
+        self.calls.append("listen")
+
+    def unlisten(self) -> None:
+        self.listening = False
+        self.calls.append("unlisten")
+
+    def discard_pending(self) -> None:
+        self.calls.append("discard")
+
+    def wait(self, timeout: float) -> bool:
+        self.calls.append("wait")
+        return False
+
+
+def test_a_lane_listens_while_idle_and_handling_one_event_and_stops_on_a_backlog(
+    app: Flask, zalo: ZaloFake, services: Services
+) -> None:
+    """Under a trickle a lane keeps its LISTEN around the event that woke it (two round trips per event saved);
+    a second event found right after one means a backlog, where listening is work for nobody."""
+    zalo.accept_messages()
+    inbound = lane.Lane(services)
+    wakeup = _RecordingWakeUp()
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    assert wakeup.calls == ["discard", "listen", "wait"] and wakeup.listening  # idle: listens, looks twice
+    _store(app, 1, prefix="trickle")
+    wakeup.calls.clear()
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    assert wakeup.calls == ["discard", "discard", "wait"]  # handled while listening; no LISTEN/UNLISTEN around it
+    _store(app, 2, prefix="backlog")
+    wakeup.calls.clear()
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    assert wakeup.calls == ["discard", "discard", "unlisten"] and not wakeup.listening  # the second in a row
+    inbound._once(services.sessions, wakeup)  # type: ignore[arg-type]
+    assert wakeup.calls[-2:] == ["listen", "wait"]  # the backlog done: idle again
+    assert len(zalo.sent_messages()) == 3
