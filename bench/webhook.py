@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,16 @@ def signed_bodies(n: int) -> list[tuple[bytes, dict[str, str]]]:
     return bodies
 
 
-def gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+def procfile_web_threads() -> int:
+    """The Procfile's default threads per gunicorn worker (`--threads ${WEB_THREADS:-N}`)."""
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web: "))
+    found = re.search(r"--threads \$\{WEB_THREADS:-(\d+)\}", web)
+    assert found is not None, "the Procfile's web line names its threads"
+    return int(found.group(1))
+
+
+def gunicorn(app: str, port: int, workers: int, env: dict[str, str], threads: int | None = None) -> subprocess.Popen:
+    """gunicorn as the Procfile runs it (its threads per worker unless `threads`)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -61,7 +71,7 @@ def gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subproce
             "--workers",
             str(workers),
             "--threads",
-            "4",
+            str(threads or procfile_web_threads()),
             "--bind",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -76,7 +86,7 @@ def gunicorn(app: str, port: int, workers: int, env: dict[str, str]) -> subproce
 
 
 def measure(app: str, port: int, args: argparse.Namespace, env: dict[str, str], bodies: list) -> dict[str, float]:  # type: ignore[type-arg]
-    server = gunicorn(app, port, args.workers, env)
+    server = gunicorn(app, port, args.workers, env, args.web_threads)
     try:
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code in (200, 404, 503))
         run(f"http://127.0.0.1:{port}/webhooks/zalo", bodies[:200], args.threads)  # warm-up
@@ -111,7 +121,7 @@ def measure_wrk(app: str, port: int, args: argparse.Namespace, env: dict[str, st
     import re
     import tempfile
 
-    server = gunicorn(app, port, args.workers, env)
+    server = gunicorn(app, port, args.workers, env, args.web_threads)
     with tempfile.TemporaryDirectory() as tmp:
         lua_bodies = Path(tmp) / "bodies.lua"
         rows = ",".join(f"{{{_lua(raw.decode())},{_lua(headers['X-ZEvent-Signature'])}}}" for raw, headers in bodies)
@@ -169,6 +179,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30000, help="distinct signed events (wrk must not run out)")
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=None, help="threads per worker (the Procfile's default)")
     parser.add_argument("--seconds", type=int, default=10, help="with wrk: how long each app is loaded")
     parser.add_argument("--connections", type=int, default=32, help="with wrk")
     args = parser.parse_args()
@@ -210,8 +221,9 @@ def main() -> None:
     accepted = ours["ok"] + (0 if use_wrk else 200)  # the warm-up requests were accepted too
     if ours["total"] > len(bodies):
         print(f"wrk sent {int(ours['total']):,} requests for {len(bodies):,} distinct events: raise --requests")
+    threads = args.web_threads or procfile_web_threads()
     print(
-        f"webhook intake under gunicorn ({args.workers} workers x 4 threads), "
+        f"webhook intake under gunicorn ({args.workers} workers x {threads} threads), "
         f"{f'wrk -t2 -c{args.connections} for {args.seconds} s' if use_wrk else f'{args.threads} client threads'}, "
         f"{int(ours['total']):,} signed events"
     )

@@ -13,17 +13,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from rq import Queue
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.context import current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
-from jobs.proactive import Hold, Skip
-from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
+from jobs.proactive import Hold, SendFacts, Skip
+from models import Broadcast, OutboxMessage, OutboxStatus, ZaloUser, insert_ignore, rows_updated, utcnow
 from tichdiem.db import autocommit
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError, ZaloUncertain
@@ -41,7 +42,7 @@ class CardSender(Protocol):
 
 
 class RowSender(Protocol):
-    def send(self, row: OutboxMessage) -> str: ...
+    def send(self, row: OutboxMessage, facts: SendFacts | None = None) -> str: ...
 
 
 OutboxItem = dict[str, Any] | tuple[str, dict[str, Any]]  # a plain message, or (kind, payload)
@@ -142,7 +143,11 @@ def deliver_one(
 ) -> str:
     """Send one outbox message at most once. Returns its final or current status. `claimed`: the row, if the
     caller claimed it already."""
-    message = claimed if claimed is not None else _claim(sessions, outbox_id)
+    facts = None
+    if claimed is not None:
+        message: OutboxMessage | None = claimed
+    else:
+        message, facts = _claim(sessions, outbox_id)
     if message is None:
         with sessions() as session:
             row = session.get(OutboxMessage, outbox_id)
@@ -151,7 +156,7 @@ def deliver_one(
         if message.kind == "proactive":  # may go by phone, without a Zalo user
             if proactive is None:
                 raise RuntimeError("a proactive message needs a ProactiveSender")
-            zalo_message_id = proactive.send(message)
+            zalo_message_id = proactive.send(message, facts)
         elif message.zalo_user_id is None:
             raise Skip("no Zalo user to send it to", OutboxStatus.FAILED)
         elif message.kind in ("member_card", "stamp_card"):
@@ -227,26 +232,58 @@ def _release(sessions: sessionmaker[Session], message: OutboxMessage, reason: st
     return OutboxStatus.PENDING
 
 
-def _claim(sessions: sessionmaker[Session], outbox_id: int) -> OutboxMessage | None:
+def _claim(sessions: sessionmaker[Session], outbox_id: int) -> tuple[OutboxMessage | None, SendFacts | None]:
     """pending -> sending in one statement that commits by itself; the claimed row, or None if it was not
-    pending (or not due yet).
+    pending (or not due yet), and what a proactive send checks (`SendFacts`), read by the same statement: a
+    broadcast sends thousands of rows, and that read was a round trip of its own per message.
 
     Only pending rows: a row left "sending" by a dead worker may have reached Zalo, so it is never sent
     again (mark_interrupted turns it into "unknown"). No message goes out twice."""
     now = utcnow()
-    claimable = OutboxMessage.status == OutboxStatus.PENDING
-    due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, claimable, due)
-        .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
-        .returning(*OutboxMessage.__table__.c)
-    )
     with autocommit(sessions) as connection:
-        row = connection.execute(stmt).first()
+        row = connection.execute(_claim_statement(), {"outbox_id": outbox_id, "now": now}).first()
+    if row is None:
+        return None, None
+    values = row._mapping
     # A detached copy of the claimed row (read-only for the sender): a Core statement and no Session per message,
     # which a broadcast of thousands felt (bench.broadcast).
-    return OutboxMessage(**row._mapping) if row is not None else None
+    message = OutboxMessage(**{column.key: values[column.key] for column in _OUTBOX_COLUMNS})
+    facts = SendFacts(
+        broadcast_status=values["broadcast_status"],
+        user_id=values["recipient_user_id"],
+        is_follower=values["recipient_is_follower"],
+        last_interaction_at=values["recipient_last_interaction_at"],
+    )
+    return message, facts
+
+
+_OUTBOX_COLUMNS = tuple(OutboxMessage.__table__.c)
+
+
+@lru_cache(maxsize=1)
+def _claim_statement() -> Any:
+    """Built once, executed with parameters."""
+    now = bindparam("now", type_=OutboxMessage.claimed_at.type)
+    claimable = OutboxMessage.status == OutboxStatus.PENDING
+    due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
+    recipient = select(ZaloUser).where(ZaloUser.user_id == OutboxMessage.zalo_user_id)
+    broadcast_status = select(Broadcast.status).where(Broadcast.id == OutboxMessage.broadcast_id)
+
+    def of_recipient(column: Any, label: str) -> Any:
+        return recipient.with_only_columns(column).scalar_subquery().label(label)
+
+    return (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == bindparam("outbox_id"), claimable, due)
+        .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
+        .returning(
+            *_OUTBOX_COLUMNS,
+            broadcast_status.scalar_subquery().label("broadcast_status"),
+            of_recipient(ZaloUser.user_id, "recipient_user_id"),
+            of_recipient(ZaloUser.is_follower, "recipient_is_follower"),
+            of_recipient(ZaloUser.last_interaction_at, "recipient_last_interaction_at"),
+        )
+    )
 
 
 def _record_failure(sessions: sessionmaker[Session], message: OutboxMessage, exc: ZaloError) -> str:

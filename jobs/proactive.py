@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
@@ -79,6 +79,17 @@ class Template:
     uid_refused: bool
 
 
+@dataclass(frozen=True)
+class SendFacts:
+    """What a proactive send checks, read with the row's claim (one statement, `jobs.outbox`): the broadcast's
+    status (None for a message of no broadcast) and the recipient (user_id None: a user we never saw)."""
+
+    broadcast_status: str | None
+    user_id: str | None
+    is_follower: bool | None
+    last_interaction_at: datetime | None
+
+
 TEMPLATE_CACHE_SECONDS = 30.0  # a broadcast sends thousands of rows: its template is read twice a minute
 
 
@@ -90,16 +101,19 @@ class ProactiveSender:
     # purpose -> (its template, time.monotonic() it was read)
     _templates: dict[str, tuple[Template | None, float]] = field(default_factory=dict, init=False, repr=False)
 
-    def send(self, row: OutboxMessage) -> str:
+    def send(self, row: OutboxMessage, facts: SendFacts | None = None) -> str:
         now = utcnow()
         payload = row.message
         purpose = str(payload.get("purpose") or "broadcast")
-        # The recipient and the broadcast's status in one read (a broadcast sends thousands of rows), on an
-        # autocommit connection (no BEGIN/ROLLBACK round trips).
-        with autocommit(self.sessions) as connection:
-            found = connection.execute(_recipient_and_status(), {"user_id": row.zalo_user_id, "bid": row.broadcast_id})
-            status, user = _split(found.first())
-            template = self._template(connection, purpose)
+        if facts is None:  # not read with the claim: the recipient and the broadcast's status in one read
+            with autocommit(self.sessions) as connection:
+                found = connection.execute(
+                    _recipient_and_status(), {"user_id": row.zalo_user_id, "bid": row.broadcast_id}
+                )
+                status, user = _split(found.first())
+        else:
+            status, user = facts.broadcast_status, (facts if facts.user_id is not None else None)
+        template = self._template(purpose)
         if status == BroadcastStatus.CANCELLED:
             raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
         if status == BroadcastStatus.PAUSED:
@@ -129,11 +143,11 @@ class ProactiveSender:
         buttons = tuple(Button(b["title"], b["payload"]) for b in payload.get("buttons") or ())
         return self.zalo.send_message(user.user_id, text_message(payload["text"][:2000], buttons))
 
-    def _template(self, connection: Connection, purpose: str) -> Template | None:
+    def _template(self, purpose: str) -> Template | None:
         cached = self._templates.get(purpose)
         if cached is not None and time.monotonic() - cached[1] < TEMPLATE_CACHE_SECONDS:
             return cached[0]
-        with Session(connection) as session:
+        with autocommit(self.sessions) as connection, Session(connection) as session:
             template = _template(session, purpose)
         self._templates[purpose] = (template, time.monotonic())
         return template

@@ -128,3 +128,43 @@ def test_outbox_drain_sends_messages_whose_job_was_lost(app: Flask, zalo: ZaloFa
     assert "1 pending message(s) enqueued; 0 interrupted send(s) marked unknown" in result.output
     run_jobs(app)
     assert [m["message"]["text"] for m in zalo.sent_messages()] == ["xin chào"]
+
+
+def test_a_proactive_message_is_claimed_and_checked_in_one_statement(
+    services: Services, zalo: ZaloFake, session: Session
+) -> None:
+    """A broadcast sends thousands of rows: the recipient's follow state and last interaction (Zalo's 7-day
+    window) and the broadcast's status come back with the row's claim, not in a read of their own (issue 16)."""
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from jobs.proactive import proactive_payload
+    from models import ZaloUser, utcnow
+
+    session.add(ZaloUser(user_id="u0", is_follower=True, last_interaction_at=utcnow() - timedelta(days=1)))
+    session.add(ZaloUser(user_id="u1", is_follower=True, last_interaction_at=utcnow() - timedelta(days=1)))
+    session.add(ZaloUser(user_id="u2", is_follower=False, last_interaction_at=utcnow() - timedelta(days=1)))
+    session.commit()
+    item = proactive_payload("Ưu đãi cuối tuần", promotional=False)
+    with services.sessions() as s, s.begin():
+        warm = queue_messages(s, key="p0", user_id="u0", messages=[item])[0]
+        first = queue_messages(s, key="p1", user_id="u1", messages=[item])[0]
+        second = queue_messages(s, key="p2", user_id="u2", messages=[item])[0]
+    zalo.accept_messages("m1")
+    # The first send reads the OA token and the shop's template (each kept for 30 s per process).
+    assert deliver_one(services.sessions, services.zalo, warm, proactive=services.proactive) == "sent"
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split("\n")[0])
+
+    engine = services.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert deliver_one(services.sessions, services.zalo, first, proactive=services.proactive) == "sent"
+        assert len(statements) == 2, "\n".join(statements)  # the claim with its facts, the "sent" mark
+        assert deliver_one(services.sessions, services.zalo, second, proactive=services.proactive) == "skipped"
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [m["recipient"] for m in zalo.sent_messages()] == [{"user_id": "u0"}, {"user_id": "u1"}]
