@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_POLL_SECONDS = 0.2
 MAINTENANCE_SECONDS = 30  # RQ's default is 10 minutes: a dead scheduler froze retries that long
+# A burst worker enqueues the due scheduled jobs once at its start (RQ does that in burst mode), and must not fork
+# a scheduler process later: RQ's maintenance does so even in burst mode, and its SIGTERM at the end of the burst
+# can reach the new process before it installs its own handlers, which then runs forever and the worker with it
+# (seen: a 10,000-message bench.broadcast burst hung in teardown with everything sent).
+BURST_MAINTENANCE_SECONDS = 7 * 24 * 3600
 RESTART_PAUSE, MAX_RESTART_PAUSE = 1.0, 30.0
 CRON_BEAT_SECONDS = 10  # the cron's longest sleep: how soon it notices Redis is gone
 
@@ -78,7 +83,8 @@ def _run_rq_worker(services: Services, *, burst: bool, simple: bool) -> None:
         started = time.monotonic()
         worker = None
         try:
-            worker = make_worker(services, simple=simple, maintenance_interval=MAINTENANCE_SECONDS)
+            interval = BURST_MAINTENANCE_SECONDS if burst else MAINTENANCE_SECONDS
+            worker = make_worker(services, simple=simple, maintenance_interval=interval)
             worker.work(burst=burst, with_scheduler=True)
         except RedisError as exc:  # making the worker talks to Redis too
             if _stop_requested(worker):  # SIGTERM while Redis was down: RQ's unregistering raised over it
