@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from jobs.context import current_services, use_services
 from jobs.deferred import enqueue_after_commit
-from jobs.outbox import deliver_one, mark_interrupted
+from jobs.outbox import Marks, deliver_one, mark_interrupted, write_marks
 from jobs.proactive import proactive_payload
 from loyalty import format as fmt
 from loyalty import rewards
@@ -154,6 +154,9 @@ def _deliver_batch(
     paced batch is not taken for a dead sender."""
     context = current_services()
     stop = threading.Event()
+    # Each pool thread carries its last "sent" mark to its next claim (one round trip per message instead of two);
+    # what is still carried when the batch ends is written below, once no thread is using it.
+    carried: dict[int, Marks] = {}
 
     def deliver(outbox_id: int) -> None:
         if stop.is_set():
@@ -162,17 +165,24 @@ def _deliver_batch(
             pacer.wait()
         if stop.is_set():
             return
+        carry = carried.setdefault(threading.get_ident(), [])
         with use_services(context):  # the pool's threads do not inherit the job's context
-            deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive)
+            deliver_one(context.sessions, context.zalo, outbox_id, context.cards, context.proactive, carry=carry)
 
     futures = [pool.submit(deliver, outbox_id) for outbox_id in ids]
     waiting = set(futures)
-    while waiting:
-        finished, waiting = wait(waiting, timeout=BEAT_EVERY, return_when=FIRST_EXCEPTION)
-        if any(f.exception() is not None for f in finished):
-            stop.set()
-        if beat is not None:
-            beat()
+    try:
+        while waiting:
+            finished, waiting = wait(waiting, timeout=BEAT_EVERY, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in finished):
+                stop.set()
+            if beat is not None:
+                beat()
+    finally:
+        stop.set()
+        wait(waiting)  # only after an interruption: the threads finish the message in hand
+        for carry in carried.values():
+            write_marks(context.sessions, carry)
     errors = [error for f in futures if (error := f.exception()) is not None]
     for error in errors:
         if not isinstance(error, ZaloError):

@@ -110,10 +110,11 @@ def test_worker_killed_mid_broadcast(settings, real_redis, session: Session) -> 
     assert report["status"] == "done", report
     assert max(zalo.received.values()) == 1  # nobody got the promotion twice
     # The sends in flight when the worker died (up to broadcast_in_flight of them, the one Zalo was answering
-    # among them) are "unknown": maybe delivered, never sent again. Every other recipient got it once.
+    # among them), and the sent ones whose mark each thread carried to its next claim (as many again), are
+    # "unknown": maybe delivered, never sent again. Every other recipient got it once.
     counts = report["counts"]
     assert set(counts) == {"sent", "unknown"} and counts["sent"] + counts["unknown"] == RECIPIENTS
-    assert 1 <= counts["unknown"] <= settings.broadcast_in_flight
+    assert 1 <= counts["unknown"] <= 2 * settings.broadcast_in_flight
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast.id)).all()
     sent = {r.zalo_user_id for r in rows if r.status == "sent"}
     unknown = {r.zalo_user_id for r in rows if r.status == "unknown"}

@@ -168,3 +168,43 @@ def test_a_proactive_message_is_claimed_and_checked_in_one_statement(
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert [m["recipient"] for m in zalo.sent_messages()] == [{"user_id": "u0"}, {"user_id": "u1"}]
+
+
+def test_a_sender_carries_each_sent_mark_to_its_next_claim(
+    services: Services, zalo: ZaloFake, session: Session
+) -> None:
+    """A broadcast sender writes a message's "sent" mark with its next claim (PostgreSQL: one statement), and
+    what it still carries at the end with `write_marks`: every row ends "sent" with Zalo's message id."""
+    from sqlalchemy import event
+
+    from jobs.outbox import Marks, write_marks
+
+    with services.sessions() as s, s.begin():
+        ids = [queue_messages(s, key=f"c{i}", user_id=f"u{i}", messages=[{"text": "x"}])[0] for i in range(3)]
+    for i in range(3):
+        zalo.accept_messages(f"m{i}")
+    assert deliver_one(services.sessions, services.zalo, ids[0]) == "sent"  # warms the OA token
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = services.sessions.kw["bind"]
+    carry: Marks = []
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert deliver_one(services.sessions, services.zalo, ids[1], carry=carry) == "sent"
+        assert len(carry) == 1 and len(statements) == 1  # the claim; the mark waits
+        assert deliver_one(services.sessions, services.zalo, ids[2], carry=carry) == "sent"
+        pg = engine.dialect.name == "postgresql"
+        assert len(carry) == 1 and len(statements) == (2 if pg else 3)  # PostgreSQL: the mark rode on the claim
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    write_marks(services.sessions, carry)
+    assert carry == []
+    rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [(r.status, r.zalo_message_id, r.attempts) for r in rows] == [
+        ("sent", "m0", 1),
+        ("sent", "m1", 1),
+        ("sent", "m2", 1),
+    ]
