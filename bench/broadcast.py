@@ -68,6 +68,20 @@ def seed(engine, members: int) -> None:  # type: ignore[no-untyped-def]
             )
 
 
+def rss_mib(procs: list[subprocess.Popen]) -> float:  # type: ignore[type-arg]
+    """The resident memory of these processes and their children (a worker forks its pool and RQ's scheduler)."""
+    pids = {proc.pid for proc in procs if proc.poll() is None}
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields.get("Pid", "0")) in pids or int(fields.get("PPid", "0")) in pids:
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
 def baseline(url: str, messages: int, threads: int) -> float:
     def post(count: int) -> None:
         http = requests.Session()
@@ -145,8 +159,11 @@ def main() -> None:
             )
             for _ in range(args.workers)
         ]
-        for proc in procs:
-            proc.wait()
+        memory = [rss_mib(procs)]  # the workers' resident memory, sampled every 10 s: it must stay flat
+        while any(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+            if time.perf_counter() - start >= 10 * len(memory):
+                memory.append(rss_mib(procs))
         wall = time.perf_counter() - start
         with sessions() as session:
             report = campaigns.progress(session, b.id)
@@ -165,6 +182,12 @@ def main() -> None:
             f"{in_flight} threads in one process, as many as the senders keep in flight)"
         )
         print(f"  recipients with >1 message ... {duplicates}")
+        samples = [m for m in memory if m > 0]
+        if samples:
+            print(
+                f"  workers' memory (RSS, all {args.workers}) {samples[0]:.0f} MiB at 0 s, peak {max(samples):.0f} MiB,"
+                f" {samples[-1]:.0f} MiB at {10 * (len(samples) - 1)} s"
+            )
 
 
 if __name__ == "__main__":
