@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.context import current_services
 from jobs.deferred import FAILED_JOB_TTL, RETRY, enqueue_after_commit
-from jobs.proactive import Hold, SendFacts, Skip
-from models import Broadcast, OutboxMessage, OutboxStatus, ZaloUser, insert_ignore, rows_updated, utcnow
+from jobs.proactive import Hold, SendFacts, Skip, send_facts_columns
+from models import OutboxMessage, OutboxStatus, insert_ignore, rows_updated, utcnow
 from tichdiem.db import autocommit
 from zalo.client import ZaloClient
 from zalo.errors import ZaloError, ZaloUncertain
@@ -282,13 +282,7 @@ def _claim(
     # A detached copy of the claimed row (read-only for the sender): a Core statement and no Session per message,
     # which a broadcast of thousands felt (bench.broadcast).
     message = OutboxMessage(**{column.key: values[column.key] for column in _OUTBOX_COLUMNS})
-    facts = SendFacts(
-        broadcast_status=values["broadcast_status"],
-        user_id=values["recipient_user_id"],
-        is_follower=values["recipient_is_follower"],
-        last_interaction_at=values["recipient_last_interaction_at"],
-    )
-    return message, facts
+    return message, SendFacts.of(row)
 
 
 _OUTBOX_COLUMNS = tuple(OutboxMessage.__table__.c)
@@ -300,22 +294,13 @@ def _claim_statement() -> Any:
     now = bindparam("now", type_=OutboxMessage.claimed_at.type)
     claimable = OutboxMessage.status == OutboxStatus.PENDING
     due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
-    recipient = select(ZaloUser).where(ZaloUser.user_id == OutboxMessage.zalo_user_id)
-    broadcast_status = select(Broadcast.status).where(Broadcast.id == OutboxMessage.broadcast_id)
-
-    def of_recipient(column: Any, label: str) -> Any:
-        return recipient.with_only_columns(column).scalar_subquery().label(label)
-
     return (
         update(OutboxMessage)
         .where(OutboxMessage.id == bindparam("outbox_id"), claimable, due)
         .values(status=OutboxStatus.SENDING, claimed_at=now, attempts=OutboxMessage.attempts + 1)
         .returning(
             *_OUTBOX_COLUMNS,
-            broadcast_status.scalar_subquery().label("broadcast_status"),
-            of_recipient(ZaloUser.user_id, "recipient_user_id"),
-            of_recipient(ZaloUser.is_follower, "recipient_is_follower"),
-            of_recipient(ZaloUser.last_interaction_at, "recipient_last_interaction_at"),
+            *send_facts_columns(),
         )
     )
 

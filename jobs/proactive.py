@@ -89,6 +89,41 @@ class SendFacts:
     is_follower: bool | None
     last_interaction_at: datetime | None
 
+    @classmethod
+    def of(cls, row: Any) -> SendFacts:
+        """From a row holding `send_facts_columns()`."""
+        return cls(**{name: getattr(row, name) for name in _FACT_NAMES})
+
+    @property
+    def recipient(self) -> Recipient | None:
+        """The recipient, or None for a message by phone or a user we never saw."""
+        if self.user_id is None:
+            return None
+        return Recipient(self.user_id, bool(self.is_follower), self.last_interaction_at)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user_id: str
+    is_follower: bool
+    last_interaction_at: datetime | None
+
+
+_FACT_NAMES = ("broadcast_status", "user_id", "is_follower", "last_interaction_at")
+
+
+def send_facts_columns() -> list[Any]:
+    """What a proactive send checks, as columns correlated to `outbox_messages`: the claim returns them with the
+    row (`jobs.outbox`), and a send handed a row without them reads them alone. NULLs for a message of no
+    broadcast, by phone, or to a user we never saw."""
+    recipient = select(ZaloUser).where(ZaloUser.user_id == OutboxMessage.zalo_user_id)
+    status = select(Broadcast.status).where(Broadcast.id == OutboxMessage.broadcast_id)
+    of_recipient = [ZaloUser.user_id, ZaloUser.is_follower, ZaloUser.last_interaction_at]
+    return [status.scalar_subquery().label("broadcast_status")] + [
+        recipient.with_only_columns(column).scalar_subquery().label(name)
+        for column, name in zip(of_recipient, _FACT_NAMES[1:], strict=True)
+    ]
+
 
 TEMPLATE_CACHE_SECONDS = 30.0  # a broadcast sends thousands of rows: its template is read twice a minute
 
@@ -105,14 +140,10 @@ class ProactiveSender:
         now = utcnow()
         payload = row.message
         purpose = str(payload.get("purpose") or "broadcast")
-        if facts is None:  # not read with the claim: the recipient and the broadcast's status in one read
+        if facts is None:  # not read with the claim (a row claimed by its writer): the same columns, alone
             with autocommit(self.sessions) as connection:
-                found = connection.execute(
-                    _recipient_and_status(), {"user_id": row.zalo_user_id, "bid": row.broadcast_id}
-                )
-                status, user = _split(found.first())
-        else:
-            status, user = facts.broadcast_status, (facts if facts.user_id is not None else None)
+                facts = SendFacts.of(connection.execute(_facts_statement(), {"outbox_id": row.id}).one())
+        status, user = facts.broadcast_status, facts.recipient
         template = self._template(purpose)
         if status == BroadcastStatus.CANCELLED:
             raise Skip("broadcast cancelled", OutboxStatus.CANCELLED)
@@ -186,18 +217,5 @@ def _template(session: Session, purpose: str) -> Template | None:
 
 
 @lru_cache(maxsize=1)
-def _recipient_and_status() -> Any:
-    """One row: the broadcast's status (NULL for a message of no broadcast) and the recipient's follow state and
-    last interaction, by outer join (NULLs for a message by phone, or a user we never saw). Built once."""
-    status = select(Broadcast.status).where(Broadcast.id == bindparam("bid")).scalar_subquery()
-    anchor = select(status.label("broadcast_status")).subquery()
-    return select(
-        anchor.c.broadcast_status, ZaloUser.user_id, ZaloUser.is_follower, ZaloUser.last_interaction_at
-    ).select_from(anchor.outerjoin(ZaloUser, ZaloUser.user_id == bindparam("user_id")))
-
-
-def _split(found: Any) -> tuple[str | None, Any]:
-    """(the broadcast's status, the recipient's row or None)."""
-    if found is None:
-        return None, None
-    return found.broadcast_status, (found if found.user_id is not None else None)
+def _facts_statement() -> Any:
+    return select(*send_facts_columns()).where(OutboxMessage.id == bindparam("outbox_id"))

@@ -208,3 +208,20 @@ def test_a_sender_carries_each_sent_mark_to_its_next_claim(
         ("sent", "m1", 1),
         ("sent", "m2", 1),
     ]
+
+
+def test_a_proactive_row_handed_over_without_its_facts_reads_them(services: Services, session: Session) -> None:
+    """A row claimed by its writer (not by `_claim`) comes without SendFacts: the sender reads the same columns."""
+    from datetime import timedelta
+
+    from jobs.proactive import ProactiveSender, Skip, proactive_payload
+    from models import ZaloUser, utcnow
+
+    session.add(ZaloUser(user_id="u2", is_follower=False, last_interaction_at=utcnow() - timedelta(days=1)))
+    session.commit()
+    with services.sessions() as s, s.begin():
+        row_id = queue_messages(s, key="p", user_id="u2", messages=[proactive_payload("Ưu đãi", promotional=False)])[0]
+    row = session.get(OutboxMessage, row_id)
+    assert row is not None and isinstance(services.proactive, ProactiveSender)
+    with pytest.raises(Skip, match="not following the OA"):
+        services.proactive.send(row)
