@@ -76,19 +76,25 @@ def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | Non
     UPDATE takes the database write lock instead: the next writer waits until we commit, then
     reads our committed state. One helper, so domain code never branches on the dialect.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(model).where(model.id == row_id).values(id=model.id))
-        return session.get(model, row_id, populate_existing=True)
-    return session.get(model, row_id, with_for_update=True, populate_existing=True)
+    row_lock = not _took_sqlite_write_lock(session, model, row_id)
+    return session.get(model, row_id, with_for_update=row_lock, populate_existing=True)
 
 
 def lock_row_values(session: Session, model: type[ModelT], row_id: int, *columns: Any) -> Any:
     """`lock_row` for a few columns, as a Core row (None if there is no such row): no ORM object to build, fill and
     flush, for a hot path that only reads a status and writes it back with a Core UPDATE."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(model).where(model.id == row_id).values(id=model.id))
-        return session.execute(select(*columns).where(model.id == row_id)).first()
-    return session.execute(select(*columns).where(model.id == row_id).with_for_update()).first()
+    stmt = select(*columns).where(model.id == row_id)
+    if not _took_sqlite_write_lock(session, model, row_id):
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).first()
+
+
+def _took_sqlite_write_lock(session: Session, model: type[ModelT], row_id: int) -> bool:
+    """On SQLite, take the database write lock with a no-op UPDATE of the row (True); elsewhere do nothing."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.execute(update(model).where(model.id == row_id).values(id=model.id))
+    return True
 
 
 def rows_updated(session: Session, stmt: Any) -> int:
