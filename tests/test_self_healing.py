@@ -525,3 +525,25 @@ def test_an_event_whose_pooled_connections_died_is_answered_at_once(
     assert session.scalar(select(WebhookEvent.status)) == "processed"
     sent = zalo.sent_messages()  # the newcomer's welcome and the share-info card, each once
     assert len(sent) == 2 and sent[0]["message"]["text"].startswith("Chào mừng")
+
+
+def _nothing() -> None:
+    """A job that does nothing (RQ imports it by name)."""
+
+
+def test_a_burst_worker_forks_no_scheduler(app: Flask, services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """RQ's maintenance forked a scheduler even in burst mode, and the SIGTERM at the burst's end could reach it
+    before it installed its own handlers: it ran on, and the worker waited for it forever (a bench.broadcast
+    burst hung with everything sent). A burst worker enqueues the due scheduled jobs once, at its start."""
+    from rq.scheduler import RQScheduler
+
+    from tichdiem import queue
+
+    started: list[RQScheduler] = []
+    monkeypatch.setattr(RQScheduler, "start", lambda scheduler: started.append(scheduler))
+    monkeypatch.setattr(queue, "MAINTENANCE_SECONDS", 0)  # maintenance due at every turn of the work loop
+    for _ in range(3):
+        services.queue.enqueue(_nothing)
+    queue._run_rq_worker(services, burst=True, simple=True)
+    assert services.queue.count == 0
+    assert started == []
