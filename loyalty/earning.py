@@ -127,7 +127,10 @@ def earn(
     if not 0 < amount <= MAX_BILL_AMOUNT:
         raise InvalidAmount(f"bill amount {amount}")
     member = lock_member(session, member_id)
-    existing = ledger.find_entry(session, key)
+    existing_id, credited_at = session.execute(
+        _EARLIER[store_id is not None], {"key": key, "bill_ref": bill_ref, "store_id": store_id}
+    ).one()
+    existing = session.get(LedgerEntry, existing_id) if existing_id is not None else None  # a replay
     cards = stamps.all_cards(session)  # none (most shops): no other stamp query
     stamped = tuple(stamps.visit_progress(session, member_id, key)) if cards else ()
     if existing is not None or stamped:
@@ -140,7 +143,11 @@ def earn(
             stamps=stamped,
         )
     if bill_ref and not new_bill:
-        check_bill_not_credited(session, bill_ref, store_id, stamps_too=bool(cards))
+        if credited_at is not None:
+            raise DuplicateBill(bill_ref, credited_at)
+        stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id) if cards else None
+        if stamped_at is not None:
+            raise DuplicateBill(bill_ref, stamped_at)
     card_stamps = tuple(
         stamps.stamp_bill(
             session,
@@ -208,6 +215,17 @@ def _credited_bill(store: bool) -> Any:
 
 
 _CREDITED_BILL = {True: _credited_bill(True), False: _credited_bill(False)}
+
+
+def _earlier(store: bool) -> Any:
+    """One statement after the member's lock, for what an earn must not repeat: the entry of its key (a replay)
+    and when its bill number was credited (a duplicate bill). Both must be read after the lock, or a racing earn's
+    commit could be missed; one round trip instead of two (issue 16)."""
+    entry = select(LedgerEntry.id).where(LedgerEntry.idempotency_key == bindparam("key")).scalar_subquery()
+    return select(entry, _CREDITED_BILL[store].scalar_subquery())
+
+
+_EARLIER = {True: _earlier(True), False: _earlier(False)}
 
 
 def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | None, *, stamps_too: bool = True) -> None:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from loyalty.errors import AlreadyReversed, InsufficientPoints, InvalidAmount, NotReversible
@@ -52,8 +52,11 @@ class Posting:
     details: dict[str, Any] | None = None
 
 
+_BY_KEY = select(LedgerEntry).where(LedgerEntry.idempotency_key == bindparam("key"))  # built once: every write asks
+
+
 def find_entry(session: Session, key: str) -> LedgerEntry | None:
-    return session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+    return session.scalar(_BY_KEY, {"key": key})
 
 
 def credit(

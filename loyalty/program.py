@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.errors import InvalidSettings
 from models import ProgramSettings, utcnow
+from models.config import cached
 
 REFERRAL_KINDS = ("off", "fixed", "percent")
 
@@ -206,6 +207,11 @@ class ProgramRules:
 
 
 def load_rules(session: Session) -> ProgramRules:
+    """The program's rules: read and validated once per change of the settings (models.config), not per event."""
+    return cached(session, "program_rules", _read_rules)
+
+
+def _read_rules(session: Session) -> ProgramRules:
     row = session.scalar(select(ProgramSettings).order_by(ProgramSettings.id).limit(1))
     return ProgramRules.from_dict(row.data) if row else ProgramRules()
 

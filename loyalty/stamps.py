@@ -32,6 +32,7 @@ from models import (
     Voucher,
     VoucherStatus,
 )
+from models.config import cached_rows
 
 MAX_STAMPS_NEEDED = 30  # a card the customer can see filled in one picture
 
@@ -75,7 +76,7 @@ class Unstamped:
 def all_cards(session: Session) -> list[StampCard]:
     """Every card, running or paused (a handful of rows): an earn reads them once, and a shop without any
     pays no other stamp query."""
-    return list(session.scalars(select(StampCard).order_by(StampCard.id)))
+    return cached_rows(session, StampCard, lambda s: s.scalars(select(StampCard).order_by(StampCard.id)))
 
 
 def active_cards(session: Session) -> list[StampCard]:

@@ -10,25 +10,30 @@ from sqlalchemy.orm import Session
 
 from loyalty.locks import lock_member
 from models import LedgerEntry, Member, Tier, TierEvent
+from models.config import cached_rows
 
 
 @dataclass(frozen=True)
 class TierProgress:
     current: Tier | None
     next: Tier | None
-    qualifying_points: int
+    qualifying_points: int | None  # None: no higher tier to reach, so not counted
 
     @property
     def missing(self) -> int:
-        return max(self.next.threshold - self.qualifying_points, 0) if self.next else 0
+        if self.next is None or self.qualifying_points is None:
+            return 0
+        return max(self.next.threshold - self.qualifying_points, 0)
 
 
 def list_tiers(session: Session) -> list[Tier]:
-    return list(session.scalars(select(Tier).order_by(Tier.threshold)))
+    """The shop's tiers by threshold: read once per change of the tiers (models.config), not per event."""
+    return cached_rows(session, Tier, lambda s: s.scalars(select(Tier).order_by(Tier.threshold)))
 
 
 def lowest_tier(session: Session) -> Tier | None:
-    return session.scalar(select(Tier).order_by(Tier.threshold).limit(1))
+    tiers = list_tiers(session)
+    return tiers[0] if tiers else None
 
 
 def tier_for(tiers: list[Tier], qualifying_points: int) -> Tier | None:
@@ -134,10 +139,10 @@ def progress(session: Session, member: Member, window_start: datetime | None) ->
     tiers = list_tiers(session)
     current = _tier(tiers, member.tier_id)
     higher = [t for t in tiers if current is None or t.threshold > current.threshold]
+    if not higher:  # no tier (many shops) or the top one: the sum over the member's entries would answer nothing
+        return TierProgress(current=current, next=None, qualifying_points=None)
     return TierProgress(
-        current=current,
-        next=higher[0] if higher else None,
-        qualifying_points=qualifying_points(session, member.id, window_start),
+        current=current, next=higher[0], qualifying_points=qualifying_points(session, member.id, window_start)
     )
 
 

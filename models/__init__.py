@@ -6,12 +6,14 @@ from models.base import (
     insert_ignore,
     insert_ignore_statement,
     lock_row,
+    lock_row_reading,
     lock_row_values,
     rows_updated,
     utcnow,
 )
 from models.bills import WalkInBill
 from models.charity import Cause, Donation
+from models.config import ConfigVersion
 from models.counter import ApiKey, AuditLog, Claim, ClaimStatus, Role, Staff
 from models.events import EventStatus, WebhookEvent
 from models.loyalty import (
@@ -51,6 +53,7 @@ from models.zalo import (
 )
 
 __all__ = [
+    "ConfigVersion",
     "BroadcastResult",
     "WalkInBill",
     "Cause",
@@ -113,6 +116,7 @@ __all__ = [
     "insert_ignore",
     "insert_ignore_statement",
     "lock_row_values",
+    "lock_row_reading",
     "lock_row",
     "rows_updated",
     "utcnow",

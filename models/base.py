@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, Connection, DateTime, Integer, MetaData, select, update
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Integer, MetaData, bindparam, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -78,6 +78,27 @@ def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | Non
     """
     row_lock = not _took_sqlite_write_lock(session, model, row_id)
     return session.get(model, row_id, with_for_update=row_lock, populate_existing=True)
+
+
+def lock_row_reading(
+    session: Session, model: type[ModelT], row_id: int, *extra: Any
+) -> tuple[ModelT, tuple[Any, ...]] | None:
+    """`lock_row`, and in the same statement a few more values (scalar subqueries, e.g. the configuration's token):
+    (row, values), or None if there is no such row. The subqueries read what the statement's snapshot saw before
+    the lock was granted, so they must not be what the lock protects."""
+    locked = not _took_sqlite_write_lock(session, model, row_id)
+    found = session.execute(_lock_statement(model, locked, extra), {"row_id": row_id}).first()
+    return (found[0], tuple(found[1:])) if found is not None else None
+
+
+@lru_cache(maxsize=64)
+def _lock_statement(model: type[ModelT], row_lock: bool, extra: tuple[Any, ...]) -> Any:
+    stmt = (
+        select(model, *extra)
+        .where(model.id == bindparam("row_id"))
+        .execution_options(populate_existing=True)  # the fresh state, as lock_row's get
+    )
+    return stmt.with_for_update(of=model) if row_lock else stmt
 
 
 def lock_row_values(session: Session, model: type[ModelT], row_id: int, *columns: Any) -> Any:

@@ -2,7 +2,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from loyalty import earning, ledger, tiers
@@ -172,6 +172,34 @@ def test_progress_to_next_tier(db: Session, shop) -> None:
     earn(db, member, 3_800_000, "a")  # 380 points
     progress = tiers.progress(db, db.get(Member, member.id), RULES.tier_window_start(NOW))
     assert (progress.current.name, progress.next.name, progress.missing) == ("Thành viên", "Bạc", 120)
+
+
+def test_progress_at_the_top_tier_counts_nothing(db: Session, shop) -> None:
+    member = new_member(db)
+    earn(db, member, 60_000_000, "a")  # 6,000 points: Kim cương, the top
+    progress = tiers.progress(db, db.get(Member, member.id), RULES.tier_window_start(NOW))
+    assert progress.current.name == "Kim cương" and progress.next is None
+    assert progress.qualifying_points is None and progress.missing == 0  # no sum over the member's entries
+
+
+def test_an_earn_takes_few_statements(db: Session, shop) -> None:
+    """Each round trip costs a worker ~0.5 ms of CPU (issue 16): the lock reads the configuration's token, the key
+    and the bill number are checked in one statement after it, the tiers come from the cache. 8 statements before
+    (lock, key, stamp cards, bill, tiers, entry, member, lot) on PostgreSQL; SQLite adds the lock's no-op UPDATE."""
+    member = new_member(db)
+    earn(db, member, 100_000, "warm", bill_ref="HD0")  # the tiers and cards are read once, then cached
+    db.commit()
+    statements: list[str] = []
+    engine = db.get_bind()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        result = earn(db, member, 250_000, "bill-HD1", bill_ref="HD1")
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert result.points == 25
+    limit = 5 if engine.dialect.name == "postgresql" else 6
+    assert len(statements) <= limit, "\n".join(s.split("\n")[0] for s in statements)
 
 
 def test_member_counts_per_tier(db: Session, shop) -> None:
