@@ -180,7 +180,6 @@ def earn(
         reason="tích điểm",
         details=q.details(),
     )
-    member.last_earned_at = now  # written with the balance, in the entry's flush
     entry = ledger.credit(session, member, posting, now=now, expires_at=rules.expiry_for(now))
     referral = award_referral(session, member, entry, rules=rules, now=now)
     tier_event = upgrade_if_qualified(

@@ -3,6 +3,7 @@
 from models.base import (
     Base,
     Model,
+    attach_loaded,
     insert_ignore,
     insert_ignore_statement,
     lock_row,
@@ -116,6 +117,7 @@ __all__ = [
     "insert_ignore",
     "insert_ignore_statement",
     "lock_row_values",
+    "attach_loaded",
     "lock_row_reading",
     "lock_row",
     "rows_updated",

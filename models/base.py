@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, BigInteger, Connection, DateTime, Integer, MetaData, bindparam, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints so Alembic migrations are stable on every database.
@@ -116,6 +117,21 @@ def _took_sqlite_write_lock(session: Session, model: type[ModelT], row_id: int) 
         return False
     session.execute(update(model).where(model.id == row_id).values(id=model.id))
     return True
+
+
+def attach_loaded(session: Session, model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """The session's object for a row it just read or wrote with Core (`values`: every column, the id included):
+    the one already in its identity map, or a new one, persistent and clean, made without SQL (no constructor, no
+    attribute history: the ORM will not write it again). Hot paths use Core to save round trips and ORM overhead;
+    their callers still get ORM objects."""
+    existing = session.identity_map.get(session.identity_key(model, values["id"]))
+    if existing is not None:
+        return existing
+    row = model.__mapper__.class_manager.new_instance()
+    instance_state(row).dict.update(values)
+    make_transient_to_detached(row)  # clean, with its identity: adding it issues no SQL
+    session.add(row)
+    return row
 
 
 def rows_updated(session: Session, stmt: Any) -> int:

@@ -29,10 +29,9 @@ from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import String, event, select
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, make_transient_to_detached, mapped_column
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
-from models.base import Base, Model
+from models.base import Base, Model, attach_loaded
 
 CONFIG_ROW = 1
 CONFIG_TABLES = ("program_settings", "tiers", "stamp_cards")  # what the triggers of migration 0022 watch
@@ -104,7 +103,7 @@ def cached_rows(session: Session, model: type[M], load: Callable[[Session], Iter
         model.__tablename__,
         lambda s: tuple({c: getattr(row, c) for c in columns} for row in load(s)),
     )
-    return [_attach(session, model, row) for row in values]
+    return [attach_loaded(session, model, _copied(row)) for row in values]
 
 
 def clear() -> None:
@@ -129,17 +128,9 @@ def _flush_pending(session: Session) -> None:
         session.flush()
 
 
-def _attach(session: Session, model: type[M], values: dict[str, Any]) -> M:
-    key = session.identity_key(model, values["id"])
-    existing = session.identity_map.get(key)
-    if existing is not None:
-        return existing
-    row = model.__mapper__.class_manager.new_instance()  # no constructor: the values are loaded, not set
-    state = instance_state(row)
-    state.dict.update({k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in values.items()})
-    make_transient_to_detached(row)  # clean, with its identity: adding it issues no SQL
-    session.add(row)
-    return row
+def _copied(values: dict[str, Any]) -> dict[str, Any]:
+    """A session's own copy of the mutable values (JSON lists and dicts): editing one must not edit the cache."""
+    return {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in values.items()}
 
 
 def _touches_config(objects: Iterable[object]) -> bool:
