@@ -6,6 +6,7 @@ import threading
 import pytest
 import responses
 from flask import Flask
+from flask import request as flask_request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -285,3 +286,14 @@ def test_no_network_escapes(zalo: ZaloFake) -> None:
     with pytest.raises(requests.ConnectionError):
         requests.get("https://example.com/")
     assert isinstance(zalo.mock, responses.RequestsMock)
+
+
+def test_the_webhook_and_the_api_open_no_cookie_session_and_the_console_does(app: Flask) -> None:
+    """Machines authenticate each request by signature or key: the console's signed cookie is neither verified nor
+    re-signed for them (~5% of the webhook's CPU under load, issue 16)."""
+    from flask.sessions import NullSession
+
+    for path, machine in (("/webhooks/zalo", True), ("/api/v1/members", True), ("/admin/", False)):
+        with app.test_request_context(path):
+            opened = app.session_interface.open_session(app, flask_request)
+            assert isinstance(opened, NullSession) is machine, path
