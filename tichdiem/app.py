@@ -24,6 +24,7 @@ from tichdiem.config import PROJECT_ROOT, Settings, load_settings
 from tichdiem.db import make_engine, make_session_factory
 from tichdiem.extensions import EXTENSION_KEY, close_session
 from tichdiem.queue import make_queue, make_redis
+from webhooks.views import ZaloWebhook
 from zalo.client import ZaloClient
 from zalo.tokens import DatabaseTokenStore, TokenPair
 
@@ -60,6 +61,9 @@ def create_app(
     )
     if config:
         app.config.from_mapping(config)
+    # Zalo's deliveries are answered in front of Flask (webhooks.views), inside ProxyFix so their logs name the
+    # real client.
+    app.wsgi_app = ZaloWebhook(app.wsgi_app, app)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Only as many X-Forwarded-* hops as there are proxies of ours: a client cannot pick its own address.
         n = settings.trusted_proxies
@@ -80,11 +84,11 @@ def create_app(
 
 
 class _NoCookieSessionForMachines(SecureCookieSessionInterface):
-    """Zalo's webhook and the POS API authenticate every request by its signature or its key, never by a cookie:
-    they get no session to open or save (verifying and re-signing the console's cookie on each of them was ~5% of
-    the webhook's CPU under load, issue 16)."""
+    """The POS API authenticates every request by its key, never by a cookie: it gets no session to open or save
+    (verifying and re-signing the console's cookie was ~5% of a machine request's CPU under load, issue 16; Zalo's
+    webhook does not reach Flask at all, webhooks.views)."""
 
-    MACHINE_PATHS = ("/webhooks/", "/api/")
+    MACHINE_PATHS = ("/api/",)
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith(self.MACHINE_PATHS):
@@ -94,9 +98,9 @@ class _NoCookieSessionForMachines(SecureCookieSessionInterface):
 
 def _refuse_nul() -> None:
     """A NUL in an address, a query or a form field is never text a person typed, and PostgreSQL refuses it
-    in any string: a clear 400 here instead of a 500 from whatever query it reaches. (The webhook and the API
-    read their own bodies and check them.)"""
-    if request.blueprint in ("webhooks", "api") and "\x00" not in request.path:
+    in any string: a clear 400 here instead of a 500 from whatever query it reaches. (The API reads its own bodies
+    and checks them; the webhook never reaches Flask.)"""
+    if request.blueprint == "api" and "\x00" not in request.path:
         return
     values = [request.path, *request.args.values()]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -200,16 +204,13 @@ def _register_blueprints(app: Flask) -> None:
     from console.templating import register as register_templating
     from console.transfer.views import bp as transfer_bp
     from tichdiem.health import bp as health_bp
-    from webhooks.views import bp as webhooks_bp
 
     register_templating(app)
     register_error_pages(app)
     csrf = CSRFProtect(app)
-    csrf.exempt(webhooks_bp)  # authenticated by Zalo's signature, not a browser session
     csrf.exempt(api_bp)  # authenticated by an API key header, never by cookies
     blueprints = (
         health_bp,
-        webhooks_bp,
         auth_bp,
         setup_bp,
         counter_bp,
