@@ -318,3 +318,25 @@ def test_the_api_opens_no_cookie_session_and_the_console_does(app: Flask) -> Non
         with app.test_request_context(path):
             opened = app.session_interface.open_session(app, flask_request)
             assert isinstance(opened, NullSession) is machine, path
+
+
+def test_a_delivery_on_a_connection_the_database_dropped_gets_503_and_the_next_is_stored(
+    app: Flask, services: Services, session: Session
+) -> None:
+    """The webhook's insert runs on the pooled driver connection (tichdiem.db.driver_scalar): a connection the
+    server dropped (a restart, a failover) answers 503 so Zalo delivers again, and the pool replaces it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("terminating a server connection needs PostgreSQL")
+    client = app.test_client()
+    assert post_event(client, text_event("điểm", "drop-0")).status_code == 200
+    with services.engine.connect() as conn:  # the one pooled connection the next delivery will get
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with create_engine(services.engine.url, poolclass=NullPool).connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert post_event(client, text_event("điểm", "drop-1")).status_code == 503
+    assert post_event(client, text_event("điểm", "drop-1")).json == {"message": "ok"}  # Zalo's redelivery
+    assert post_event(client, text_event("điểm", "drop-1")).json == {"message": "duplicate"}
+    assert session.scalar(select(func.count()).select_from(WebhookEvent)) == 2

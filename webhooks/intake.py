@@ -15,7 +15,7 @@ from jobs import lane
 from jobs.inbound import enqueue_handle_event
 from jobs.recovery import unhandled_events
 from models import EventStatus, WebhookEvent, insert_ignore, insert_ignore_statement, utcnow
-from tichdiem.db import autocommit
+from tichdiem.db import autocommit, driver_scalar
 from zalo.events import ZaloEvent, dedupe_key
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ def store_event(sessions: sessionmaker[Session], event: ZaloEvent, body: dict[st
         "attempts": 0,
         "received_at": utcnow(),
     }
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        return driver_scalar(engine, _store_and_wake(tuple(sorted(values))), values)
     with autocommit(sessions) as connection:
-        if connection.dialect.name == "postgresql":
-            return connection.scalar(_store_and_wake(tuple(sorted(values))), values)
         return insert_ignore(connection, WebhookEvent, values, ["dedupe_key"])  # SQLite: lanes look every second
 
 
