@@ -190,7 +190,7 @@ def _lua(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=30000, help="distinct signed events (wrk must not run out)")
+    parser.add_argument("--requests", type=int, default=40000, help="distinct signed events (wrk must not run out)")
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=None, help="threads per worker (the Procfile's default)")
