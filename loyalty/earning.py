@@ -143,11 +143,7 @@ def earn(
             stamps=stamped,
         )
     if bill_ref and not new_bill:
-        if credited_at is not None:
-            raise DuplicateBill(bill_ref, credited_at)
-        stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id) if cards else None
-        if stamped_at is not None:
-            raise DuplicateBill(bill_ref, stamped_at)
+        _refuse_credited_bill(session, bill_ref, store_id, credited_at, stamps_too=bool(cards))
     card_stamps = tuple(
         stamps.stamp_bill(
             session,
@@ -232,6 +228,13 @@ def check_bill_not_credited(session: Session, bill_ref: str, store_id: int | Non
     (`stamps_too=False`: the shop has no stamp card, so no bill was ever stamped)."""
     stmt = _CREDITED_BILL[store_id is not None]
     credited_at = session.scalars(stmt, {"bill_ref": bill_ref, "store_id": store_id}).first()
+    _refuse_credited_bill(session, bill_ref, store_id, credited_at, stamps_too=stamps_too)
+
+
+def _refuse_credited_bill(
+    session: Session, bill_ref: str, store_id: int | None, credited_at: datetime | None, *, stamps_too: bool
+) -> None:
+    """DuplicateBill if the bill's points were credited at `credited_at` (read by the caller), or if it stamped."""
     if credited_at is not None:
         raise DuplicateBill(bill_ref, credited_at)
     stamped_at = stamps.stamped_bill_at(session, bill_ref, store_id) if stamps_too else None
