@@ -77,8 +77,8 @@ def lock_row(session: Session, model: type[ModelT], row_id: int) -> ModelT | Non
     UPDATE takes the database write lock instead: the next writer waits until we commit, then
     reads our committed state. One helper, so domain code never branches on the dialect.
     """
-    row_lock = not _took_sqlite_write_lock(session, model, row_id)
-    return session.get(model, row_id, with_for_update=row_lock, populate_existing=True)
+    locked = lock_row_reading(session, model, row_id)
+    return locked[0] if locked is not None else None
 
 
 def lock_row_reading(
@@ -97,7 +97,7 @@ def _lock_statement(model: type[ModelT], row_lock: bool, extra: tuple[Any, ...])
     stmt = (
         select(model, *extra)
         .where(model.id == bindparam("row_id"))
-        .execution_options(populate_existing=True)  # the fresh state, as lock_row's get
+        .execution_options(populate_existing=True)  # the row's fresh state, over what the session held
     )
     return stmt.with_for_update(of=model) if row_lock else stmt
 
