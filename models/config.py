@@ -106,18 +106,12 @@ def cached_rows(session: Session, model: type[M], load: Callable[[Session], Iter
     return [attach_loaded(session, model, _copied(row)) for row in values]
 
 
-def clear() -> None:
-    """Forget every cached value (a test that swaps databases under one token never needs it: tokens are random)."""
-    with _lock:
-        _cache.clear()
-
-
 _cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _lock = threading.Lock()
 
 
 def _read_token(session: Session) -> str | None:
-    token: str | None = session.scalar(select(ConfigVersion.token).where(ConfigVersion.id == CONFIG_ROW))
+    token: str | None = session.scalar(select(token_column()))
     return token
 
 
@@ -156,7 +150,6 @@ __all__ = [
     "ConfigVersion",
     "cached",
     "cached_rows",
-    "clear",
     "current_token",
     "remember_token",
     "token_column",
