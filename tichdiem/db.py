@@ -120,5 +120,7 @@ def driver_scalar(engine: Engine, statement: Any, values: dict[str, Any]) -> Any
 def _driver_statement(dialect: Any, statement: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(SQL text, bind processor per parameter, the statement's own literal parameters), built once."""
     compiled = statement.compile(dialect=dialect)
-    processors = {name: bind.type._cached_bind_processor(dialect) for name, bind in compiled.binds.items()}
+    processors = {
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+    }
     return compiled.string, {k: p for k, p in processors.items() if p is not None}, dict(compiled.params)
