@@ -56,16 +56,8 @@ def run_earns(engine: Engine, member_ids: list[int], ops: int, workers: int, pro
     if processes > 1:
         return _run_earns_in_processes(engine, member_ids, ops, workers, processes)
     sessions = make_session_factory(engine)
-
-    def work(worker: int) -> None:
-        _earn_share(sessions, member_ids, range(worker, ops, workers))
-
     start = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _earn_in_threads(sessions, member_ids, ops, first=0, step=workers, workers=workers)
     return ops / (time.perf_counter() - start)
 
 
@@ -98,8 +90,13 @@ def _earn_process(
         s.execute(select(1))
     ready.wait()
     go.wait()
+    _earn_in_threads(sessions, member_ids, ops, first=first, step=share, workers=workers)
+
+
+def _earn_in_threads(sessions: Any, member_ids: list[int], ops: int, *, first: int, step: int, workers: int) -> None:
+    """Earns number first+w, first+w+step, ... below ops in thread w of `workers`."""
     threads = [
-        threading.Thread(target=_earn_share, args=(sessions, member_ids, range(first + w, ops, share)))
+        threading.Thread(target=_earn_share, args=(sessions, member_ids, range(first + w, ops, step)))
         for w in range(workers)
     ]
     for t in threads:
